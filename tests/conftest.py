@@ -1,0 +1,38 @@
+"""Shared test fixtures.
+
+Tests that need real data read it from ../shared beside the checkout (or $RPV2_SHARED). When the
+data is missing the test fails loudly: a skipped test in CI is a hidden failure.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("RPV2_SHARED", REPO_ROOT.parent / "shared"))
+
+
+def shared_path(*parts: str) -> Path:
+    """Path inside ../shared; raises (not skips) when it does not exist."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        raise FileNotFoundError(f"test data missing: {path} (set RPV2_SHARED to the shared/ directory)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    return shared_path()
+
+
+@pytest.fixture(scope="session")
+def realdata() -> Path:
+    return shared_path("realdata")
+
+
+@pytest.fixture(scope="session")
+def rpv2_groundtruth() -> Path:
+    return shared_path("groundtruth", "rpv2")
