@@ -1,0 +1,414 @@
+"""Cross-snapshot exact dedup: keys, the RPv2 processing order, and the persisted partitioned state.
+
+Reproduces RPv2's exact dedup (app/src/bloomfilter.py): a document's key is its CCNet digest (the WET
+record's sha1, with the ``sha1:`` prefix removed); snapshots are processed newest first; the first
+occurrence of a key is kept and every later one is flagged (``bloomfilter.add(digest)`` returned True).
+Differences, all deliberate:
+
+- RPv2 shuffles the files of a snapshot (``random.shuffle``), so which copy inside a snapshot is kept
+  depended on the run. Here the order inside a snapshot is (shard path, row number) of the document id,
+  so reruns give the same flags.
+- One filter per key partition (see dedup.bloom) instead of one filter for the crawl, so memory per
+  worker is one partition's filter. Flags do not depend on P except through false positives.
+- The partitions persist in a state directory (:class:`ExactDedupState`, any smart_open URI), so a new
+  snapshot is checked against every snapshot seen by earlier runs without reading them again. Across
+  runs the copy processed first is the one kept (inside one run: the newest snapshot's).
+
+This module is pure Python (no Beam); pipeline/exact_dedup.py wraps the same functions in PTransforms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from dedup.bloom import BloomPartition, partition_capacity, partition_of
+
+log = logging.getLogger(__name__)
+
+KEY_MODES = ("digest", "text-sha1")
+SNAPSHOT_RE = re.compile(r"\d{4}-\d{2}")  # RPv2's snapshot pattern (bloomfilter.py: r'\b\d{4}-\d{2}\b')
+STATE_FORMAT = "rpv2-exact-bloom/1"
+MANIFEST = "MANIFEST.json"
+
+
+@dataclass(frozen=True, order=True)
+class KeyedDoc:
+    """What exact dedup needs of a document (small, so a partition's batch stays small in memory)."""
+
+    snapshot: str
+    doc_id: str
+    id_int: int | None
+    key: str
+    digest: str  # the CCNet digest without "sha1:", as in RPv2's duplicates parquet
+
+
+@dataclass
+class DedupCounts:
+    documents: int = 0
+    duplicates: int = 0
+    bad_records: int = 0
+    bad_reasons: dict[str, int] = field(default_factory=dict)
+
+    def bad(self, reason: str) -> None:
+        self.bad_records += 1
+        self.bad_reasons[reason] = self.bad_reasons.get(reason, 0) + 1
+
+
+def strip_digest(digest: str) -> str:
+    """RPv2's ``str(digest).replace("sha1:", "")``."""
+    return str(digest).replace("sha1:", "")
+
+
+def text_sha1(raw_content: str) -> str:
+    """sha1 of the final raw_content (utf-8), hex: the key for ``--exact-key text-sha1``."""
+    return hashlib.sha1(raw_content.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def snapshot_of(doc_id: str, fallback: str | None = None) -> str | None:
+    """The snapshot of a document id (``2023-06/0000/en_head.json.gz/17`` -> ``2023-06``), as RPv2 finds it."""
+    match = SNAPSHOT_RE.search(doc_id or "")
+    if match:
+        return match.group(0)
+    if fallback:
+        match = SNAPSHOT_RE.search(fallback)
+        return match.group(0) if match else fallback
+    return None
+
+
+def shard_id_of(doc_id: str) -> str:
+    """RPv2's ``shard_id``: the document id without its trailing ``/<row>``."""
+    return doc_id.rpartition("/")[0]
+
+
+def keyed_doc(record: Mapping, key_mode: str = "digest") -> tuple[KeyedDoc | None, str | None]:
+    """Build the KeyedDoc of a pipeline record, or (None, reason) when the record cannot be keyed.
+
+    ``record`` needs ``id`` and ``digest`` (key_mode "digest") or ``raw_content`` ("text-sha1");
+    ``id_int`` and ``snapshot`` are used when present.
+    """
+    if key_mode not in KEY_MODES:
+        raise ValueError(f"unknown exact key {key_mode!r}; choose one of {KEY_MODES}")
+    doc_id = record.get("id")
+    if not doc_id or not isinstance(doc_id, str):
+        return None, "missing_id"
+    snapshot = snapshot_of(doc_id, record.get("snapshot"))
+    if snapshot is None:
+        return None, "no_snapshot_in_id"
+    digest = record.get("digest")
+    digest = strip_digest(digest) if digest else ""
+    if key_mode == "digest":
+        if not digest:
+            return None, "missing_digest"
+        key = digest
+    else:
+        raw = record.get("raw_content")
+        if raw is None:
+            return None, "missing_raw_content"
+        key = text_sha1(raw)
+    id_int = record.get("id_int")
+    return KeyedDoc(snapshot, doc_id, None if id_int is None else int(id_int), key, digest or key), None
+
+
+def _row_number(doc_id: str) -> tuple[str, int, str]:
+    shard, _, row = doc_id.rpartition("/")
+    return (shard, int(row), "") if row.isdigit() else (shard, -1, row)
+
+
+def processing_order(docs: Iterable[KeyedDoc]) -> list[KeyedDoc]:
+    """RPv2's order made deterministic: snapshots newest first; inside one, by shard path then row."""
+    by_position = sorted(docs, key=lambda d: _row_number(d.doc_id))
+    return sorted(by_position, key=lambda d: d.snapshot, reverse=True)  # stable: keeps position order
+
+
+def flag_partition(docs: Iterable[KeyedDoc], bloom: BloomPartition) -> Iterator[tuple[KeyedDoc, bool]]:
+    """Feed one partition's documents through its filter in processing order: (doc, is_duplicate)."""
+    for doc in processing_order(docs):
+        yield doc, bloom.add(doc.key)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# persisted state
+
+
+def _join(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *parts])
+
+
+def _is_local(uri: str) -> bool:
+    return "://" not in uri or uri.startswith("file://")
+
+
+def _local(uri: str) -> str:
+    return uri[len("file://") :] if uri.startswith("file://") else uri
+
+
+def read_bytes(uri: str) -> bytes:
+    if _is_local(uri):
+        with open(_local(uri), "rb") as fh:
+            return fh.read()
+    from smart_open import open as smart_open
+
+    with smart_open(uri, "rb") as fh:
+        return fh.read()
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    """Write a whole file; local files go through a temporary name and a rename (atomic)."""
+    if _is_local(uri):
+        path = _local(uri)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+        return
+    from smart_open import open as smart_open
+
+    with smart_open(uri, "wb") as fh:
+        fh.write(data)
+
+
+def exists(uri: str) -> bool:
+    if _is_local(uri):
+        return os.path.exists(_local(uri))
+    from smart_open import open as smart_open
+
+    try:
+        with smart_open(uri, "rb"):
+            return True
+    except Exception:  # noqa: BLE001 - any "cannot open" means absent for our purpose
+        return False
+
+
+@dataclass
+class ExactDedupState:
+    """The persisted partitioned filter: ``<state>/MANIFEST.json`` + ``<state>/gen-<g>/partition-<i>.bloom``.
+
+    The manifest is the commit point: a run writes its partitions under a new generation directory and
+    then rewrites the manifest, so a crash leaves the previous state intact. A partition that received
+    no key in a run keeps pointing at its older file.
+    """
+
+    uri: str | None
+    num_partitions: int
+    capacity_per_partition: int
+    error_rate: float
+    key_mode: str
+    generation: int = 0
+    snapshots: list[str] = field(default_factory=list)
+    partition_files: dict[int, str] = field(default_factory=dict)
+
+    @classmethod
+    def create(
+        cls,
+        uri: str | None,
+        num_partitions: int,
+        expected_count: int,
+        error_rate: float = 0.01,
+        key_mode: str = "digest",
+    ) -> ExactDedupState:
+        if num_partitions < 1:
+            raise ValueError("num_partitions must be >= 1")
+        return cls(uri, num_partitions, partition_capacity(expected_count, num_partitions), error_rate, key_mode)
+
+    @classmethod
+    def load(cls, uri: str) -> ExactDedupState:
+        manifest = json.loads(read_bytes(_join(uri, MANIFEST)).decode("utf-8"))
+        if manifest.get("format") != STATE_FORMAT:
+            raise ValueError(f"{uri}: not an rpv2 exact-dedup state (format {manifest.get('format')!r})")
+        return cls(
+            uri=uri,
+            num_partitions=manifest["num_partitions"],
+            capacity_per_partition=manifest["capacity_per_partition"],
+            error_rate=manifest["error_rate"],
+            key_mode=manifest["key_mode"],
+            generation=manifest["generation"],
+            snapshots=list(manifest["snapshots"]),
+            partition_files={int(k): v for k, v in manifest["partition_files"].items()},
+        )
+
+    @classmethod
+    def open_or_create(
+        cls, uri: str | None, num_partitions: int, expected_count: int, error_rate: float, key_mode: str
+    ) -> ExactDedupState:
+        """Load the state at ``uri`` when it exists (its settings win), else a fresh one."""
+        if uri and exists(_join(uri, MANIFEST)):
+            state = cls.load(uri)
+            if state.key_mode != key_mode:
+                raise ValueError(f"state {uri} was built with key {state.key_mode!r}, not {key_mode!r}")
+            return state
+        return cls.create(uri, num_partitions, expected_count, error_rate, key_mode)
+
+    @property
+    def next_generation(self) -> int:
+        return self.generation + 1
+
+    def partition(self, index: int) -> BloomPartition:
+        """The partition's filter: loaded from the state when persisted, else a new empty one."""
+        rel = self.partition_files.get(index)
+        if rel is None or self.uri is None:
+            return BloomPartition(self.capacity_per_partition, self.error_rate)
+        return BloomPartition.from_bytes(read_bytes(_join(self.uri, rel)))
+
+    def partition_rel_path(self, index: int, generation: int) -> str:
+        return f"gen-{generation:06d}/partition-{index:05d}-of-{self.num_partitions:05d}.bloom"
+
+    def save_partition(self, index: int, bloom: BloomPartition, generation: int) -> str:
+        """Write one partition under ``generation``; returns its path relative to the state dir."""
+        rel = self.partition_rel_path(index, generation)
+        if self.uri is not None:
+            write_bytes(_join(self.uri, rel), bloom.to_bytes())
+        return rel
+
+    def commit(self, generation: int, new_files: Mapping[int, str], snapshots: Iterable[str]) -> None:
+        """Point the manifest at the partitions written by a run (the atomic step)."""
+        self.partition_files.update(new_files)
+        self.generation = generation
+        self.snapshots = sorted(set(self.snapshots) | set(snapshots), reverse=True)
+        if self.uri is None:
+            return
+        manifest = {
+            "format": STATE_FORMAT,
+            "num_partitions": self.num_partitions,
+            "capacity_per_partition": self.capacity_per_partition,
+            "error_rate": self.error_rate,
+            "key_mode": self.key_mode,
+            "generation": self.generation,
+            "snapshots": self.snapshots,
+            "partition_files": {str(k): v for k, v in sorted(self.partition_files.items())},
+        }
+        write_bytes(_join(self.uri, MANIFEST), json.dumps(manifest, indent=1).encode("utf-8"))
+
+    def already_seen(self, snapshots: Iterable[str]) -> list[str]:
+        """Snapshots of this input that earlier runs already put in the state (rerunning them would flag
+        every document)."""
+        return sorted(set(snapshots) & set(self.snapshots))
+
+
+@dataclass
+class PartitionResult:
+    index: int
+    flags: list[tuple[KeyedDoc, bool]]
+    stats: dict
+    rel_path: str
+
+
+def dedup_partition(
+    index: int, docs: Iterable[KeyedDoc], state: ExactDedupState, generation: int
+) -> PartitionResult:
+    """Load partition ``index``, flag its documents in processing order, persist the updated filter."""
+    bloom = state.partition(index)
+    flags = list(flag_partition(docs, bloom))
+    rel = state.save_partition(index, bloom, generation)
+    stats = bloom.stats() | {"partition": index, "documents": len(flags), "duplicates": sum(f for _, f in flags)}
+    return PartitionResult(index, flags, stats, rel)
+
+
+def run_exact_dedup(
+    records: Iterable[Mapping], state: ExactDedupState, key_mode: str | None = None
+) -> tuple[list[tuple[KeyedDoc, bool]], list[dict], DedupCounts]:
+    """Single-process exact dedup of ``records`` against (and into) ``state``; commits the state.
+
+    Returns every keyed document with its flag (sorted by id), per-partition stats, and counts
+    (documents, duplicates, bad records by reason). The Beam transform computes the same flags.
+    """
+    key_mode = key_mode or state.key_mode
+    counts = DedupCounts()
+    partitions: dict[int, list[KeyedDoc]] = defaultdict(list)
+    for record in records:
+        doc, reason = keyed_doc(record, key_mode)
+        if doc is None:
+            counts.bad(reason or "unknown")
+            continue
+        partitions[partition_of(doc.key, state.num_partitions)].append(doc)
+    generation = state.next_generation
+    flags: list[tuple[KeyedDoc, bool]] = []
+    stats: list[dict] = []
+    new_files: dict[int, str] = {}
+    snapshots: set[str] = set()
+    for index in sorted(partitions):
+        result = dedup_partition(index, partitions.pop(index), state, generation)
+        flags.extend(result.flags)
+        stats.append(result.stats)
+        new_files[index] = result.rel_path
+        snapshots.update(d.snapshot for d, _ in result.flags)
+    state.commit(generation, new_files, snapshots)
+    flags.sort(key=lambda item: item[0].doc_id)
+    counts.documents = len(flags)
+    counts.duplicates = sum(flag for _, flag in flags)
+    return flags, stats, counts
+
+
+# ---------------------------------------------------------------------------------------------------------
+# outputs: sibling datasets of <out>/documents
+
+DUPLICATES_DATASET = "duplicates_exact"  # RPv2's duplicates parquet schema, flagged documents only
+FLAGS_DATASET = "is_duplicate_exact"  # every document: id, id_int, is_duplicate_exact
+
+
+def duplicates_schema():
+    """RPv2's duplicates parquet schema (bloomfilter.py): shard_id, doc_id, digest (all strings)."""
+    import pyarrow as pa
+
+    return pa.schema([("shard_id", pa.string()), ("doc_id", pa.string()), ("digest", pa.string())])
+
+
+def flags_schema():
+    import pyarrow as pa
+
+    return pa.schema([("id", pa.string()), ("id_int", pa.uint64()), ("is_duplicate_exact", pa.bool_())])
+
+
+def output_rel_paths(snapshot: str, index: int, num_partitions: int) -> tuple[str, str]:
+    name = f"part-{index:05d}-of-{num_partitions:05d}.parquet"
+    return (f"{DUPLICATES_DATASET}/snapshot={snapshot}/{name}", f"{FLAGS_DATASET}/snapshot={snapshot}/{name}")
+
+
+def write_partition_outputs(
+    out_uri: str, index: int, num_partitions: int, flags: Iterable[tuple[KeyedDoc, bool]]
+) -> list[str]:
+    """Write one partition's results, one file per snapshot in each dataset, rows sorted by id.
+
+    Files are named by partition, so a rerun (or a Beam retry) overwrites the same files with the same
+    bytes. Returns the paths written (relative to ``out_uri``).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    by_snapshot: dict[str, list[tuple[KeyedDoc, bool]]] = defaultdict(list)
+    for doc, flag in flags:
+        by_snapshot[doc.snapshot].append((doc, flag))
+    written = []
+    for snapshot in sorted(by_snapshot):
+        rows = sorted(by_snapshot[snapshot], key=lambda item: _row_number(item[0].doc_id))
+        dup_rel, flag_rel = output_rel_paths(snapshot, index, num_partitions)
+        dups = [d for d, flag in rows if flag]
+        dup_table = pa.Table.from_pydict(
+            {
+                "shard_id": [shard_id_of(d.doc_id) for d in dups],
+                "doc_id": [d.doc_id for d in dups],
+                "digest": [d.digest for d in dups],
+            },
+            schema=duplicates_schema(),
+        )
+        flag_table = pa.Table.from_pydict(
+            {
+                "id": [d.doc_id for d, _ in rows],
+                "id_int": [d.id_int for d, _ in rows],
+                "is_duplicate_exact": [bool(flag) for _, flag in rows],
+            },
+            schema=flags_schema(),
+        )
+        for rel, table in ((dup_rel, dup_table), (flag_rel, flag_table)):
+            buf = pa.BufferOutputStream()
+            pq.write_table(table, buf, compression="zstd")
+            write_bytes(_join(out_uri, rel), buf.getvalue().to_pybytes())
+            written.append(rel)
+    return written

@@ -1,0 +1,279 @@
+"""The Beam composition of ``rpv2 run``: CommonCrawl snapshot -> bucketed Parquet + run summary.
+
+The top-level transform, :class:`CommonCrawlToParquet`, is ARCHITECTURE.md's data flow::
+
+    listing (wet.paths.gz) -> N shards of contiguous files -> per shard: read -> line dedup -> LID
+      -> perplexity -> bucket -> signals -> MinHash -> Parquet -> combined stats -> _run_summary.json
+
+A shard is the unit of work (one DoFn call), because CCNet's line dedup needs the whole shard's line
+hashes; the per-document steps inside it are :class:`pipeline.shard_processor.ShardProcessor`'s. Heavy
+state (LID model, LMs, signal artifacts) is loaded once per worker in ``DoFn.setup``. Every drop reason
+is a Beam counter ``rpv2:dropped_<reason>``; the summary is built from per-shard statistics combined
+in the pipeline (CombineGlobally) and written by the pipeline, so it works on any runner.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from pipeline.run_summary import SUMMARY_FILE, ShardStats, build_summary, merge_stats, summary_json
+from pipeline.shard_processor import ShardProcessor, ShardTask, StageSettings, build_annotators
+
+logger = logging.getLogger(__name__)
+
+METRICS_NAMESPACE = "rpv2"
+
+
+# --------------------------------------------------------------------------------------------------
+# Listing -> shards
+# --------------------------------------------------------------------------------------------------
+
+
+def list_shard_tasks(
+    base_url: str, snapshot: str, num_shards: int, shards: Sequence[int], input_format: str, retry: Any
+) -> Iterator[ShardTask]:
+    """Read the snapshot's listing and cut it into CCNet/RPv2 shards (contiguous slices)."""
+    from pipeline.cc_listing import read_listing, resolve, shard_paths
+
+    paths = read_listing(base_url, snapshot, kind=input_format, retry=retry.policy())
+    logger.info("%s: %d %s files in %d shards", snapshot, len(paths), input_format, num_shards)
+    for shard in shards:
+        files = tuple(resolve(base_url, rel) for rel in shard_paths(paths, num_shards, shard))
+        yield ShardTask(snapshot=snapshot, shard=shard, files=files)
+
+
+class ListShards(beam.PTransform):
+    """PBegin -> ShardTask: the snapshot's listing, read by the pipeline, split into the chosen shards."""
+
+    def __init__(
+        self, base_url: str, snapshot: str, num_shards: int, shards: Sequence[int], input_format: str, retry: Any
+    ) -> None:
+        super().__init__()
+        self.args = (base_url, snapshot, num_shards, tuple(shards), input_format, retry)
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "Snapshot" >> beam.Create([self.args])
+            | "ReadListing" >> beam.FlatMap(lambda args: list_shard_tasks(*args))
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Per shard: the CCNet stage, the RPv2 signals and MinHash, Parquet
+# --------------------------------------------------------------------------------------------------
+
+
+class ProcessShardFn(beam.DoFn):
+    """ShardTask -> ShardStats (as a dict). Writes the shard's Parquet files as a side effect, atomically,
+    so that a retried bundle rewrites the same bytes."""
+
+    def __init__(self, settings: StageSettings) -> None:
+        self.settings = settings
+        self.processor: ShardProcessor | None = None
+
+    def setup(self) -> None:
+        # LID model, LMs and signal artifacts: once per worker, not per shard.
+        self.processor = ShardProcessor(self.settings, annotators=build_annotators(self.settings))
+
+    def process(self, task: ShardTask) -> Iterator[dict[str, Any]]:
+        assert self.processor is not None
+        stats = self.processor.process(task)
+        count_stats(stats)
+        logger.info(
+            "shard %04d: %d files, %d read, %d kept, %d dropped in %.1fs",
+            task.shard, stats.files, stats.documents_read, stats.documents_kept,
+            stats.documents_dropped, stats.processing_seconds,
+        )
+        yield stats.to_dict()
+
+
+def count_stats(stats: ShardStats) -> None:
+    """Report a shard's accounting as Beam counters (namespace ``rpv2``)."""
+    counter = Metrics.counter
+    counter(METRICS_NAMESPACE, "shards").inc(stats.shards)
+    counter(METRICS_NAMESPACE, "files").inc(stats.files)
+    counter(METRICS_NAMESPACE, "files_failed").inc(stats.files_failed)
+    counter(METRICS_NAMESPACE, "documents_read").inc(stats.documents_read)
+    counter(METRICS_NAMESPACE, "documents_kept").inc(stats.documents_kept)
+    for reason, count in sorted(stats.dropped.items()):
+        counter(METRICS_NAMESPACE, f"dropped_{reason}").inc(count)
+    for key, count in sorted(stats.kept_by_language_bucket.items()):
+        counter(METRICS_NAMESPACE, f"kept_{key.replace('/', '_')}").inc(count)
+    for name, count in sorted(stats.events.items()):
+        counter(METRICS_NAMESPACE, name).inc(count)
+
+
+# --------------------------------------------------------------------------------------------------
+# Shard stats -> run summary
+# --------------------------------------------------------------------------------------------------
+
+
+class CombineShardStats(beam.CombineFn):
+    """Sums ShardStats dicts (commutative and associative, as CombineFn requires)."""
+
+    def create_accumulator(self) -> dict[str, Any]:
+        return ShardStats().to_dict()
+
+    def add_input(self, accumulator: dict[str, Any], element: dict[str, Any]) -> dict[str, Any]:
+        return merge_stats([ShardStats.from_dict(accumulator), ShardStats.from_dict(element)]).to_dict()
+
+    def merge_accumulators(self, accumulators) -> dict[str, Any]:
+        return merge_stats(ShardStats.from_dict(a) for a in accumulators).to_dict()
+
+    def extract_output(self, accumulator: dict[str, Any]) -> dict[str, Any]:
+        return accumulator
+
+
+def write_run_summary(
+    stats: Mapping[str, Any], output: str, run_info: Mapping[str, Any], started_at: float
+) -> dict[str, Any]:
+    """Build the summary (accounting identity asserted) and write ``<output>/_run_summary.json``
+    atomically through Beam FileSystems. Wall time runs from pipeline construction to now."""
+    from pipeline.parquet_sink import publish_bytes
+
+    summary = build_summary(ShardStats.from_dict(stats), wall_seconds=time.time() - started_at, run_info=run_info)
+    publish_bytes(summary_json(summary).encode("utf-8"), f"{output.rstrip('/')}/{SUMMARY_FILE}")
+    return summary
+
+
+class SummarizeRun(beam.PTransform):
+    """ShardStats dicts -> the run summary, written beside the output."""
+
+    def __init__(self, output: str, run_info: Mapping[str, Any], started_at: float) -> None:
+        super().__init__()
+        self.output = output
+        self.run_info = json.loads(json.dumps(dict(run_info)))  # plain data only
+        self.started_at = started_at
+
+    def expand(self, stats):
+        return (
+            stats
+            | "CombineShardStats" >> beam.CombineGlobally(CombineShardStats())
+            | "WriteRunSummary" >> beam.Map(write_run_summary, self.output, self.run_info, self.started_at)
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# The whole stage
+# --------------------------------------------------------------------------------------------------
+
+
+class CommonCrawlToParquet(beam.PTransform):
+    """CommonCrawl snapshot -> Parquet partitioned by snapshot/language/bucket, plus the run summary.
+
+    Returns the PCollection holding the one summary dict.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        snapshot: str,
+        num_shards: int,
+        shards: Sequence[int],
+        settings: StageSettings,
+        run_info: Mapping[str, Any] | None = None,
+        started_at: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.base_url = base_url
+        self.snapshot = snapshot
+        self.num_shards = num_shards
+        self.shards = tuple(shards)
+        self.settings = settings
+        self.run_info = dict(run_info or {})
+        self.started_at = time.time() if started_at is None else started_at
+
+    def expand(self, pbegin):
+        settings = self.settings
+        shards = pbegin | "ListShards" >> ListShards(
+            self.base_url, self.snapshot, self.num_shards, self.shards, settings.input_format, settings.retry
+        )
+        shard_stats = (
+            shards
+            # one shard per worker call, spread over the workers
+            | "SpreadShards" >> beam.Reshuffle()
+            # read -> line dedup -> LID -> keep language -> perplexity -> bucket -> signals -> MinHash
+            #   -> Parquet per (language, bucket)
+            | "CCNetStageToParquet" >> beam.ParDo(ProcessShardFn(settings))
+        )
+        return shard_stats | "SummarizeRun" >> SummarizeRun(settings.output, self.run_info, self.started_at)
+
+
+# --------------------------------------------------------------------------------------------------
+# Running it
+# --------------------------------------------------------------------------------------------------
+
+
+def load_stage_cutoffs(path: str | None) -> dict[str, Any]:
+    """Per-language bucket cutoffs, read on the launcher (workers get them inside StageSettings)."""
+    from pipeline.ccnet.buckets import load_cutoffs
+
+    return dict(load_cutoffs(path)) if path else dict(load_cutoffs())
+
+
+def read_run_summary(output: str) -> dict[str, Any]:
+    """``<output>/_run_summary.json`` through Beam FileSystems (local, gs://, s3://)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(f"{output.rstrip('/')}/{SUMMARY_FILE}") as handle:
+        return json.loads(handle.read().decode("utf-8"))
+
+
+def pipeline_counters(result: Any) -> dict[str, int]:
+    """The ``rpv2`` Beam counters of a finished pipeline, summed over steps (committed values where the
+    runner reports them, else attempted)."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    counters: dict[str, int] = {}
+    for counter in result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))["counters"]:
+        value = counter.committed if counter.committed is not None else counter.attempted
+        counters[counter.key.metric.name] = counters.get(counter.key.metric.name, 0) + int(value or 0)
+    return dict(sorted(counters.items()))
+
+
+def run_pipeline(config: Any, beam_args: Sequence[str] = (), *, sample: bool = False) -> dict[str, Any]:
+    """Build and run the pipeline for ``config`` (a RunConfig), wait for it, and return the run summary
+    (as written to ``_run_summary.json``) with the Beam counters under ``"counters"``."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline.cc_listing import parse_shard_spec
+
+    if config.snapshot is None:
+        raise ValueError("run_pipeline needs a snapshot (the CLI substitutes the embedded sample)")
+    shards = parse_shard_spec(config.shards, config.num_shards)
+    settings = StageSettings.from_config(config, load_stage_cutoffs(config.cutoffs))
+    run_info = {
+        "snapshot": config.snapshot,
+        "base_url": config.base_url,
+        "num_shards": config.num_shards,
+        "shards": config.shards or "all",
+        "input_format": config.input_format,
+        "languages": "all" if config.languages is None else list(config.languages),
+        "output": config.output,
+        "embedded_sample": sample,
+    }
+    started_at = time.time()
+    pipeline = beam.Pipeline(options=PipelineOptions(config.beam_args(beam_args)))
+    _ = pipeline | "CommonCrawlToParquet" >> CommonCrawlToParquet(
+        base_url=config.base_url,
+        snapshot=config.snapshot,
+        num_shards=config.num_shards,
+        shards=shards,
+        settings=settings,
+        run_info=run_info,
+        started_at=started_at,
+    )
+    result = pipeline.run()
+    result.wait_until_finish()
+    summary = read_run_summary(config.output)
+    summary["counters"] = pipeline_counters(result)
+    return summary

@@ -1,0 +1,182 @@
+"""`rpv2 dedup exact`: flag documents whose key was seen in a newer (or an earlier-processed) snapshot.
+
+    rpv2 dedup exact OUT_DIR [OUT_DIR ...] [--state DIR] [--output DIR] [--exact-key digest|text-sha1]
+                     [--partitions P] [--expected-count N] [--error-rate 0.01] [--engine beam|local]
+
+Reads the pipeline's documents dataset (``<dir>/documents/snapshot=*/language=*/bucket=*/*.parquet``),
+writes ``<output>/duplicates_exact/snapshot=<s>/part-*.parquet`` (RPv2's duplicates schema: shard_id,
+doc_id, digest) and ``<output>/is_duplicate_exact/snapshot=<s>/part-*.parquet`` (id, id_int,
+is_duplicate_exact for every document), and with ``--state`` keeps the partitioned Bloom filters so a
+later run on a new snapshot flags documents already seen before.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "exact dedup across snapshots with partitioned sha1 Bloom filters (RPv2's digest key)"
+
+DEFAULT_PARTITIONS = 64
+DEFAULT_ERROR_RATE = 0.01
+# without --expected-count, a new state is sized for this many times the documents of the first run,
+# leaving room for later snapshots; pass --expected-count for a crawl-scale state.
+DEFAULT_GROWTH = 4
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="IN", help="pipeline output dir(s) or documents dir(s)")
+    parser.add_argument("--state", default=None, help="state dir (any URI) holding the Bloom partitions")
+    parser.add_argument("--output", default=None, help="where duplicates_exact/ goes (default: first IN)")
+    parser.add_argument(
+        "--exact-key", choices=("digest", "text-sha1"), default="digest",
+        help="digest: the CCNet WET digest, as RPv2 (default); text-sha1: sha1 of the final raw_content",
+    )
+    parser.add_argument("--partitions", type=int, default=DEFAULT_PARTITIONS,
+                        help=f"number of key partitions for a new state (default {DEFAULT_PARTITIONS})")
+    parser.add_argument("--expected-count", type=int, default=None,
+                        help="distinct keys a new state is sized for (default: 4x this run's documents)")
+    parser.add_argument("--error-rate", type=float, default=DEFAULT_ERROR_RATE,
+                        help="Bloom false-positive rate for a new state (default 0.01, as RPv2)")
+    parser.add_argument("--engine", choices=("beam", "local"), default="beam",
+                        help="beam: the Beam pipeline (default); local: the same logic in one process")
+    parser.add_argument("--runner", default="DirectRunner", help="Beam runner (engine beam)")
+    parser.add_argument("--beam-option", action="append", default=[], metavar="--KEY=VALUE",
+                        help="extra Beam pipeline option, repeatable (e.g. --beam-option=--direct_num_workers=2)")
+    parser.add_argument("--allow-seen-snapshots", action="store_true",
+                        help="process snapshots the state already holds (their documents will all be flagged)")
+
+
+def _count_rows(files: list[str]) -> int:
+    import pyarrow.parquet as pq
+    from apache_beam.io.filesystems import FileSystems
+
+    total = 0
+    for path in files:
+        try:
+            with FileSystems.open(path) as handle:
+                total += pq.ParquetFile(handle).metadata.num_rows
+        except Exception:  # noqa: BLE001 - unreadable files are reported by the run itself
+            continue
+    return total
+
+
+def _input_snapshots(files: list[str]) -> set[str]:
+    import re
+
+    from dedup.exact import snapshot_of
+
+    found = set()
+    for path in files:
+        match = re.search(r"snapshot=([^/]+)", path)
+        if match:
+            snap = snapshot_of(match.group(1))
+            if snap:
+                found.add(snap)
+    return found
+
+
+def _print_summary(summary: dict, out: str) -> None:
+    print(f"exact dedup ({summary.get('key_mode')} key, {summary.get('num_partitions')} partitions, "
+          f"p={summary.get('error_rate')}):")
+    print(f"  {'snapshot':<16}{'documents':>12}{'duplicates':>12}{'dup %':>8}")
+    for snap, c in sorted(summary.get("per_snapshot", {}).items(), reverse=True):
+        pct = 100.0 * c["duplicates"] / max(c["documents"], 1)
+        print(f"  {snap:<16}{c['documents']:>12}{c['duplicates']:>12}{pct:>8.2f}")
+    print(f"  {'total':<16}{summary.get('documents', 0):>12}{summary.get('duplicates', 0):>12}")
+    bad = {k: v for k, v in summary.get("counters", {}).items() if k.startswith("bad_")}
+    if bad:
+        print("  bad input (counted, skipped): " + ", ".join(f"{k}={v}" for k, v in sorted(bad.items())))
+    if summary.get("partitions_processed"):
+        print(f"  memory per partition: max {summary['max_partition_memory_bytes'] / 2**20:.2f} MiB "
+              f"({summary['max_partition_keys']} keys, capacity {summary['capacity_per_partition']}); "
+              f"bits/key {summary['bits_per_key']} vs optimum {summary['optimal_bits_per_key']}")
+    if summary.get("overflowed_partitions"):
+        print(f"  WARNING: {summary['overflowed_partitions']} partitions exceeded their capacity "
+              "(their false-positive rate is above the configured one); size the state larger")
+    print(f"  outputs: {out.rstrip('/')}/duplicates_exact/, {out.rstrip('/')}/is_duplicate_exact/")
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Run exact dedup as the command line describes; returns the summary (also printed)."""
+    import logging
+
+    from dedup.exact import ExactDedupState
+    from pipeline.exact_dedup import document_files, run_exact_dedup_beam
+
+    files = document_files(args.inputs)
+    if not files:
+        raise FileNotFoundError(f"no documents Parquet files under {', '.join(args.inputs)}")
+    out = args.output or args.inputs[0]
+    expected = args.expected_count or DEFAULT_GROWTH * max(_count_rows(files), 1)
+    state = ExactDedupState.open_or_create(args.state, args.partitions, expected, args.error_rate, args.exact_key)
+    seen = state.already_seen(_input_snapshots(files))
+    if seen and not args.allow_seen_snapshots:
+        raise ValueError(
+            f"state {args.state} already holds snapshot(s) {', '.join(seen)}: rerunning them would flag every "
+            "document; use a fresh --state (or --allow-seen-snapshots)"
+        )
+    logging.getLogger(__name__).info(
+        "exact dedup: %d files, %d partitions x capacity %d, p=%s", len(files), state.num_partitions,
+        state.capacity_per_partition, state.error_rate,
+    )
+    if args.engine == "local":
+        summary = _run_local(files, state, out)
+    else:
+        beam_args = [f"--runner={args.runner}", *args.beam_option]
+        summary = run_exact_dedup_beam(files, state, out, beam_args)
+    _print_summary(summary, out)
+    return summary
+
+
+def _run_local(files: list[str], state, out: str) -> dict:
+    """The pure-Python core (dedup/exact.py) on one process, writing the same outputs as Beam."""
+    import json
+    from collections import defaultdict
+
+    from apache_beam.io.filesystems import FileSystems
+
+    from dedup.bloom import partition_of
+    from dedup.exact import DUPLICATES_DATASET, run_exact_dedup, write_bytes, write_partition_outputs
+    from pipeline.exact_dedup import SUMMARY_NAME, read_exact_columns, summarize
+
+    records, bad_files = [], 0
+    for path in files:
+        try:
+            with FileSystems.open(path) as handle:
+                records.extend(read_exact_columns(handle, state.key_mode))
+        except Exception as exc:  # noqa: BLE001 - counted, the other files go on
+            print(f"exact dedup: cannot read {path}: {exc}")
+            bad_files += 1
+    generation = state.next_generation
+    flags, stats, counts = run_exact_dedup(records, state)
+    by_partition = defaultdict(list)
+    for doc, flag in flags:
+        by_partition[partition_of(doc.key, state.num_partitions)].append((doc, flag))
+    results = []
+    for stat in stats:
+        index = stat["partition"]
+        write_partition_outputs(out, index, state.num_partitions, by_partition[index])
+        per_snapshot: dict[str, list[int]] = {}
+        for doc, flag in by_partition[index]:
+            c = per_snapshot.setdefault(doc.snapshot, [0, 0])
+            c[0] += 1
+            c[1] += int(flag)
+        results.append({"partition": index, "stats": stat, "per_snapshot": per_snapshot})
+    summary = summarize(results, state)
+    summary["state_generation"] = generation
+    summary["state_snapshots"] = state.snapshots
+    write_bytes(f"{out.rstrip('/')}/{DUPLICATES_DATASET}/{SUMMARY_NAME}",
+                json.dumps(summary, indent=1, sort_keys=True).encode("utf-8"))
+    summary["counters"] = {f"bad_record_{k}": v for k, v in counts.bad_reasons.items()}
+    if bad_files:
+        summary["counters"]["bad_files"] = bad_files
+    return summary
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        run(args)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"rpv2 dedup exact: error: {exc}")
+        return 2
+    return 0

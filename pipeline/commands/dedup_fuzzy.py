@@ -1,0 +1,61 @@
+"""`rpv2 dedup fuzzy`: MinHash LSH near-duplicate clusters of the pipeline's Parquet output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+
+HELP = "near-duplicate clusters (MinHash LSH + connected components) of a run's Parquet output"
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", metavar="IN", help="output dir of `rpv2 run` (holding documents/) or that documents/ dir")
+    parser.add_argument(
+        "--threshold", default="0.8", help="Jaccard threshold: 0.7, 0.8, 0.9 or 1.0 (RPv2's band layouts; default 0.8)"
+    )
+    parser.add_argument("--output", metavar="DIR", help="where clusters_sim<t>/ is written (default: IN)")
+    parser.add_argument(
+        "--engine",
+        choices=("beam", "local"),
+        default="beam",
+        help="beam: distributed large-star/small-star on any Beam runner; local: numpy + scipy in memory",
+    )
+    parser.add_argument("--rounds-per-pass", type=int, default=4, help="beam: star rounds per pipeline (default 4)")
+    parser.add_argument("--max-rounds", type=int, default=64, help="beam: give up after this many rounds (default 64)")
+    parser.add_argument(
+        "--beam-options",
+        default="",
+        metavar="OPTS",
+        help='Beam pipeline options, e.g. "--runner DirectRunner --direct_num_workers 2"',
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    from dedup.lsh import parse_threshold
+    from pipeline.fuzzy_dedup import output_root, run_beam, run_local
+
+    try:
+        threshold = parse_threshold(args.threshold)
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
+    out_dir = args.output or args.input
+    beam_args = shlex.split(args.beam_options) + list(getattr(args, "beam_args", None) or [])
+    try:
+        if args.engine == "local":
+            counters = run_local(args.input, out_dir, threshold)
+        else:
+            counters = run_beam(
+                args.input, out_dir, threshold, beam_args, rounds_per_pass=args.rounds_per_pass,
+                max_rounds=args.max_rounds,
+            )
+    except (FileNotFoundError, RuntimeError) as exc:
+        log.error("fuzzy dedup failed: %s", exc)
+        return 1
+    print(json.dumps({"output": output_root(out_dir, threshold), "threshold": threshold, **counters}, indent=2,
+                     sort_keys=True))
+    return 0

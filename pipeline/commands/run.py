@@ -1,0 +1,118 @@
+"""`rpv2 run`: the whole pipeline, from a CommonCrawl snapshot to bucketed Parquet with a run summary.
+
+With no snapshot (``rpv2 run`` alone) it runs the embedded sample: a small CommonCrawl-layout mirror
+and small language models that the project builds from text it ships, offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any
+
+HELP = (
+    "run the pipeline: CommonCrawl snapshot -> line dedup, LID, perplexity buckets, signals, MinHash -> "
+    "Parquet (no arguments: the embedded sample)"
+)
+
+logger = logging.getLogger(__name__)
+
+# CLI flag -> RunConfig field (flags default to None: "not given", the YAML value stays).
+_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("--snapshot", "snapshot", {"help": "CommonCrawl snapshot: CC-MAIN-2023-06 or 2023-06 (none: the embedded sample)"}),
+    ("--base-url", "base_url", {"help": "https://data.commoncrawl.org/ (default), s3://commoncrawl/, or a local mirror"}),
+    ("--num-shards", "num_shards", {"type": int, "help": "number of shards the listing is cut into (RPv2: 5000)"}),
+    ("--shards", "shards", {"help": "shards to process, e.g. 0-3,7 (default: all)"}),
+    ("--output", "output", {"help": "output root: local path, gs:// or s3://"}),
+    ("--input-format", "input_format", {"choices": ("wet", "warc"), "help": "wet (CC's text) or warc (HTML)"}),
+    ("--min-len", "min_len", {"type": int, "help": "drop documents shorter than this (characters; CCNet: 300)"}),
+    ("--languages", "languages", {"help": "languages kept, e.g. en,de,fr,es,it, or all"}),
+    ("--lid-threshold", "lid_threshold", {"type": float, "help": "minimum LID score (default 0.5)"}),
+    ("--lid-model", "lid_model", {"help": "fastText LID model (default: the bundled lid.176.ftz)"}),
+    ("--models-dir", "models_dir", {"help": "directory of {lang}.sp.model + {lang}.arpa.bin"}),
+    ("--cutoffs", "cutoffs", {"help": "per-language perplexity cutoffs file (default: CCNet's)"}),
+    ("--artifacts", "artifacts", {"help": "RPv2 artifacts dir: computes the 45 quality signals"}),
+    ("--work-dir", "work_dir", {"help": "local scratch directory for shard spools"}),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML run configuration (keys as configs/default.yaml)")
+    parser.add_argument(
+        "--runner-profile", help="Beam runner profile: configs/runners/NAME.yaml (dataflow, flink, spark)"
+    )
+    for flag, dest, kwargs in _FLAGS:
+        parser.add_argument(flag, dest=dest, default=None, **kwargs)
+    parser.add_argument(
+        "--no-minhash", dest="minhash", action="store_const", const=False, default=None,
+        help="do not compute MinHash signatures",
+    )
+    parser.epilog = (
+        "Beam pipeline options pass through, e.g. --runner=DataflowRunner, --direct_num_workers=2, "
+        "--direct_running_mode=multi_processing."
+    )
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    fields = [dest for _, dest, _ in _FLAGS] + ["minhash"]
+    return {name: getattr(args, name, None) for name in fields}
+
+
+def sample_workdir() -> str:
+    """Where the embedded sample's mirror and models are built: $RPV2_CACHE/sample (default
+    ~/.cache/rpv2/sample)."""
+    cache = os.environ.get("RPV2_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "rpv2")
+    return os.path.join(cache, "sample")
+
+
+def sample_overrides(workdir: str) -> dict[str, Any]:
+    """Build the embedded sample (mirror, LMs, cutoffs) and return the config values that point at it."""
+    from pipeline.sample import prepare_sample
+
+    info = prepare_sample(workdir)
+    get = info.get if isinstance(info, dict) else (lambda key, default=None: getattr(info, key, default))
+    values = {
+        "snapshot": get("snapshot"),
+        "base_url": str(get("base_url")),
+        "num_shards": get("num_shards"),
+        "models_dir": None if get("models_dir") is None else str(get("models_dir")),
+        "cutoffs": None if get("cutoffs") is None else str(get("cutoffs")),
+        "languages": get("languages"),
+        "min_len": get("min_len"),
+    }
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def main(args: argparse.Namespace) -> int:
+    from pipeline.beam_pipeline import run_pipeline
+    from pipeline.config import ConfigError, load_config
+    from pipeline.run_summary import format_table
+
+    overrides = _overrides(args)
+    try:
+        config = load_config(args.config, overrides, runner_profile=args.runner_profile)
+        sample = config.snapshot is None
+        if sample:
+            workdir = sample_workdir()
+            print(
+                "rpv2: no snapshot given: running the EMBEDDED SAMPLE, offline: a CommonCrawl-layout mirror "
+                f"built from text rpv2 ships, with the bundled lid.176.ftz and small LMs built for it, in {workdir}",
+                file=sys.stderr,
+            )
+            # sample values first, then anything the user gave on the command line wins
+            config = load_config(
+                args.config,
+                {**sample_overrides(workdir), **{k: v for k, v in overrides.items() if v is not None}},
+                runner_profile=args.runner_profile,
+            )
+    except ConfigError as exc:
+        print(f"rpv2 run: configuration error: {exc}", file=sys.stderr)
+        return 2
+    summary = run_pipeline(config, beam_args=list(getattr(args, "beam_args", []) or []), sample=sample)
+    print(format_table(summary))
+    print(f"output: {config.output.rstrip('/')}/documents  summary: {config.output.rstrip('/')}/_run_summary.json")
+    if sample:
+        print("(this was the embedded sample; give --snapshot to process real CommonCrawl)")
+    return 0

@@ -1,0 +1,127 @@
+"""The Parquet schema of the pipeline's document output (ARCHITECTURE.md, "Output (contract)").
+
+One row per kept document: CCNet's fields, RPv2's ids, then the quality signals flattened into columns
+(a float64 per document-level signal, a list<float64> per line-level signal aligned with ``line_spans``)
+and the MinHash bands per similarity threshold as list<binary> columns named as RPv2's minhash parquet
+(``signature_sim0.7`` ...). The signal and threshold lists are inputs, so the same builder serves a run
+without signals (the CCNet stage alone) and a run with all 45.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+# RPv2's MinHash thresholds, in the order RPv2 writes its minhash parquet columns.
+MINHASH_THRESHOLDS: tuple[float, ...] = (1.0, 0.9, 0.8, 0.7)
+
+# CCNet's output fields plus RPv2's ids, in CCNet's order (cc_net mine.py / RPv2's InputSpec).
+DOCUMENT_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
+    ("url", pa.string()),
+    ("date_download", pa.string()),
+    ("digest", pa.string()),
+    ("length", pa.int64()),
+    ("nlines", pa.int64()),
+    ("source_domain", pa.string()),
+    ("title", pa.string()),
+    ("raw_content", pa.string()),
+    ("cc_segment", pa.string()),
+    ("original_nlines", pa.int64()),
+    ("original_length", pa.int64()),
+    ("line_ids", pa.list_(pa.int64())),
+    ("language", pa.string()),
+    ("language_score", pa.float64()),
+    ("perplexity", pa.float64()),  # null where the language has no LM (bucket "all")
+    ("bucket", pa.string()),
+    ("id", pa.string()),
+    ("id_int", pa.uint64()),
+    ("shard_id", pa.string()),
+)
+
+LINE_SPAN_TYPE = pa.struct([("start", pa.int64()), ("end", pa.int64())])
+
+# RPv2's line split (Document.raw_lines): every line keeps its trailing "\n"; a last line without one
+# is a line too; offsets are code points.
+_RPV2_LINE = re.compile(r"([^\n]*\n|[^\n]+$)")
+
+
+def minhash_column(threshold: float) -> str:
+    """RPv2's column name for the bands of one threshold: ``signature_sim0.7``."""
+    return f"signature_sim{float(threshold)}"
+
+
+def document_schema(
+    doc_signals: Sequence[str] = (),
+    line_signals: Sequence[str] = (),
+    minhash_thresholds: Sequence[float] = (),
+) -> pa.Schema:
+    """The output schema for the given document-level and line-level signal names and thresholds.
+
+    ``line_spans`` is present whenever line-level signals are, so that their lists can be read back
+    as RPv2's ``[start, end, score]`` triples.
+    """
+    fields = [pa.field(name, dtype) for name, dtype in DOCUMENT_FIELDS]
+    fields += [pa.field(name, pa.float64()) for name in doc_signals]
+    if line_signals:
+        fields.append(pa.field("line_spans", pa.list_(LINE_SPAN_TYPE)))
+        fields += [pa.field(name, pa.list_(pa.float64())) for name in line_signals]
+    fields += [pa.field(minhash_column(t), pa.list_(pa.binary())) for t in minhash_thresholds]
+    return pa.schema(fields)
+
+
+def line_spans(text: str) -> list[tuple[int, int]]:
+    """RPv2's line spans of ``text``: (start, end) per line, each including its newline."""
+    return [m.span() for m in _RPV2_LINE.finditer(text)]
+
+
+def _as_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def signal_columns(
+    quality_signals: Mapping[str, Sequence[Sequence[Any]]],
+    raw_content: str,
+    doc_signals: Sequence[str],
+    line_signals: Sequence[str],
+) -> dict[str, Any]:
+    """Flatten RPv2's ``{name: [[start, end, score], ...]}`` into output columns.
+
+    A document-level signal has one span ``[0, len(text)]``: its score becomes the column value. A
+    line-level signal becomes the list of its scores in ``line_spans`` order; a span RPv2 does not give
+    is null. The only RPv2 span outside the line spans is ``rps_lines_start_with_bulletpoint``'s
+    ``[0, 0, null]`` for a text with no lines, which carries no value and is left out.
+    """
+    columns: dict[str, Any] = {}
+    for name in doc_signals:
+        spans = quality_signals.get(name) or ()
+        columns[name] = _as_float(spans[0][2]) if spans else None
+    if line_signals:
+        spans = line_spans(raw_content)
+        columns["line_spans"] = [{"start": s, "end": e} for s, e in spans]
+        for name in line_signals:
+            given = quality_signals.get(name) or ()
+            if len(given) == len(spans) and all(
+                g[0] == s and g[1] == e for g, (s, e) in zip(given, spans, strict=True)
+            ):
+                columns[name] = [_as_float(g[2]) for g in given]
+            else:
+                by_span = {(g[0], g[1]): g[2] for g in given}
+                columns[name] = [_as_float(by_span.get(span)) for span in spans]
+    return columns
+
+
+def minhash_columns(
+    bands: Mapping[str, Sequence[bytes] | None] | None, thresholds: Sequence[float]
+) -> dict[str, list[bytes] | None]:
+    """MinHash bands per threshold as columns, from RPv2's ``compute_banded_signatures`` output
+    (``{"signature_sim0.7": [band bytes, ...] | None, ...}``); null where RPv2 gives no signature
+    (fewer than 13 normalized words)."""
+    columns: dict[str, list[bytes] | None] = {}
+    for threshold in thresholds:
+        name = minhash_column(threshold)
+        value = None if bands is None else bands.get(name)
+        columns[name] = None if value is None else list(value)
+    return columns

@@ -1,0 +1,86 @@
+"""Content signals (RPv2 app/src/core/quality_signals/content.py), one function per signal.
+
+Each returns RPv2's span list ``[(0, len(raw_content), score)]``. The list-based signals take the
+document's language lists from a :class:`signals.word_lists.WordLists`; where the list is missing for
+the language the score is None (RPv2 would raise or, for LDNOOBW outside its five languages, give 0.0).
+"""
+
+from __future__ import annotations
+
+import re
+
+from signals.document import Document
+from signals.word_lists import WordLists
+
+PRECISION = 8  # RPv2 core.constants.PRECISION
+
+Spans = list[tuple[int, int, float | int | None]]
+
+_LOREM_TEXT = "lorem ipsum"
+# RPv2 searches the (already lower-cased) normalized text with IGNORECASE; kept for identical counts
+# (IGNORECASE also folds e.g. U+017F LONG S to "s").
+_LOREM_PATTERN = re.compile(r"lorem ipsum", re.IGNORECASE)
+
+
+def rps_doc_curly_bracket(doc: Document) -> Spans:
+    """Occurrences of '{' or '}' per raw character (RPv2 RPS_Doc_Curly_Bracket)."""
+    raw = doc.raw_content
+    num = raw.count("{") + raw.count("}")
+    if num == 0:  # also covers the empty document
+        return [(0, len(raw), 0.0)]
+    return [(0, len(raw), round(num / len(raw), PRECISION))]
+
+
+def rps_doc_lorem_ipsum(doc: Document) -> Spans:
+    """'lorem ipsum' matches per normalized character (RPv2 RPS_Doc_Lorem_Ipsum)."""
+    text = doc.normalized_content
+    if not text or _LOREM_TEXT not in text:
+        return [(0, len(doc), 0.0)]
+    num = len(_LOREM_PATTERN.findall(text))
+    return [(0, len(doc), round(num / len(text), PRECISION))]
+
+
+def rps_doc_ldnoobw_words(doc: Document, lists: WordLists) -> Spans:
+    """Number of normalized word n-grams found in the LDNOOBW list (RPv2 RPS_Doc_LDNOOBW_Words)."""
+    bad_words = lists.bad_words(doc.language)
+    if bad_words is None:
+        return [(0, len(doc), None)]
+    if not doc.normalized_content:
+        return [(0, len(doc), 0.0)]
+    return [(0, len(doc), float(bad_words.count(doc.normalized_words)))]
+
+
+def rps_doc_stop_word_fraction(doc: Document, lists: WordLists) -> Spans:
+    """Raw WordPunct tokens that are stop words, per raw token; case-sensitive as RPv2
+    RPS_Doc_Stop_Word_Fraction (0.0 when the document has no normalized words)."""
+    stop_words = lists.stop_words(doc.language)
+    if stop_words is None:
+        return [(0, len(doc), None)]
+    if doc.num_normalized_words == 0:
+        return [(0, len(doc), 0.0)]
+    num = sum(map(stop_words.__contains__, doc.raw_words))
+    return [(0, len(doc), round(num / doc.num_raw_words, PRECISION))]
+
+
+def rps_doc_ut1_blacklist(doc: Document, lists: WordLists) -> Spans:
+    """UT1 category id of the document's exact source domain, or None (RPv2 RPS_Doc_UT1_Blacklist).
+
+    RPv2 looks the CCNet ``source_domain`` (the URL's netloc) up as is: ``www.`` prefixes and ports
+    make a listed domain miss.
+    """
+    index = lists.ut1_domains()
+    if index is None:
+        return [(0, len(doc), None)]
+    return [(0, len(doc), index.get(doc.domain))]  # type: ignore[arg-type]
+
+
+# name -> function(doc) ; the list-based ones are in WORD_LIST_SIGNALS (function(doc, lists))
+SIGNALS = {
+    "rps_doc_curly_bracket": rps_doc_curly_bracket,
+    "rps_doc_lorem_ipsum": rps_doc_lorem_ipsum,
+}
+WORD_LIST_SIGNALS = {
+    "rps_doc_ldnoobw_words": rps_doc_ldnoobw_words,
+    "rps_doc_stop_word_fraction": rps_doc_stop_word_fraction,
+    "rps_doc_ut1_blacklist": rps_doc_ut1_blacklist,
+}

@@ -1,0 +1,153 @@
+"""Natural-language signals (RPv2 app/src/core/quality_signals/natural_language.py).
+
+One function per signal, each returning ``[(0, len(raw_content), score)]`` with RPv2's value: the same
+word views, the same None cases, the same float expressions and 8-decimal rounding.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+from signals.document import Document
+from signals.repetition import ngram_table
+from signals.text_normalization import code_points
+
+PRECISION = 8  # RPv2 core.constants.PRECISION
+
+Spans = list[tuple[int, int, float | int | None]]
+
+# RPv2 RPS_Doc_Num_Sentences.SENT_PATTERN
+_SENTENCE_PATTERN = re.compile(r"\b[^.!?]+[.!?]*", flags=re.UNICODE)
+_SYMBOLS = ("#", "...", "…")  # RPv2 RPS_Doc_Symbol_To_Word_Ratio.SYMBOLS
+_ELLIPSIS = ("...", "…")  # RPv2 RPS_Doc_Frac_Lines_End_With_Ellipsis.ELLIPSIS_SYMBOLS
+
+
+def rps_doc_num_sentences(doc: Document) -> Spans:
+    """Matches of r'\\b[^.!?]+[.!?]*' in the raw text, as a float (RPv2 RPS_Doc_Num_Sentences)."""
+    return [(0, len(doc), float(len(_SENTENCE_PATTERN.findall(doc.raw_content))))]
+
+
+def rps_doc_word_count(doc: Document) -> Spans:
+    """Number of normalized words, an int (RPv2 RPS_Doc_Word_Count)."""
+    return [(0, len(doc), doc.num_normalized_words)]
+
+
+def rps_doc_mean_word_length(doc: Document) -> Spans:
+    """Mean length of the normalized words (NFD combining marks count), None without words
+    (RPv2 RPS_Doc_Mean_Word_Length)."""
+    num = doc.num_normalized_words
+    if num == 0:
+        return [(0, len(doc), None)]
+    num_chars = len(doc.normalized_content) - (num - 1)  # words joined by single spaces
+    return [(0, len(doc), round(float(num_chars) / num, PRECISION))]
+
+
+def rps_doc_symbol_to_word_ratio(doc: Document) -> Spans:
+    """('#' + '...' + '…' occurrences in the raw text) per raw token (RPv2 RPS_Doc_Symbol_To_Word_Ratio)."""
+    num_words = doc.num_raw_words
+    if num_words == 0:
+        return [(0, len(doc), None)]
+    raw = doc.raw_content
+    num_symbols = float(sum(raw.count(s) for s in _SYMBOLS))
+    return [(0, len(doc), round(num_symbols / num_words, PRECISION))]
+
+
+def rps_doc_frac_lines_end_with_ellipsis(doc: Document) -> Spans:
+    """Raw lines ending (after rstrip) in '...' or '…', per line; None without lines
+    (RPv2 RPS_Doc_Frac_Lines_End_With_Ellipsis)."""
+    lines = doc.raw_line_texts
+    if not lines:
+        return [(0, len(doc), None)]
+    if "..." not in doc.raw_content and "…" not in doc.raw_content:
+        return [(0, len(doc), 0.0)]
+    num = float(sum(line.rstrip().endswith(_ELLIPSIS) for line in lines))
+    return [(0, len(doc), round(num / len(lines), PRECISION))]
+
+
+def count_with_ascii_letter(tokens: tuple[str, ...]) -> int:
+    """How many tokens contain a character of [a-zA-Z] (RPv2's ALPH_REGEX search per token).
+
+    One vectorized pass over the concatenated tokens: ASCII-letter flags, prefix sums, and a
+    difference at every token boundary, instead of one regex search per token.
+    """
+    if not tokens:
+        return 0
+    points = code_points("".join(tokens))
+    # (cp | 0x20) maps A-Z onto a-z; unsigned subtraction wraps everything below "a" to large values
+    letters = ((points | 0x20) - 97).astype(np.uint32, copy=False) < 26
+    prefix = np.zeros(len(points) + 1, dtype=np.int64)
+    np.cumsum(letters, out=prefix[1:])
+    ends = np.cumsum(np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens)))
+    starts = np.empty_like(ends)
+    starts[0] = 0
+    starts[1:] = ends[:-1]
+    return int(np.count_nonzero(prefix[ends] > prefix[starts]))
+
+
+def rps_doc_frac_no_alph_words(doc: Document) -> Spans:
+    """1 - (raw tokens containing [a-zA-Z]) / (raw tokens); None without tokens
+    (RPv2 RPS_Doc_Frac_No_Alph_Words)."""
+    num_words = doc.num_raw_words
+    if num_words == 0:
+        return [(0, len(doc), None)]
+    with_alpha = float(count_with_ascii_letter(doc.raw_words))
+    return [(0, len(doc), round(1.0 - with_alpha / num_words, PRECISION))]
+
+
+def rps_doc_frac_unique_words(doc: Document) -> Spans:
+    """Distinct normalized words per normalized word; None without words (RPv2 RPS_Doc_Frac_Unique_Words)."""
+    num = doc.num_normalized_words
+    if num == 0:
+        return [(0, len(doc), None)]
+    return [(0, len(doc), round(float(ngram_table(doc).vocab_size) / num, PRECISION))]
+
+
+def unigram_entropy(doc: Document) -> float | None:
+    """RPv2 RPS_Doc_Unigram_Entropy: ``sum(-x / total * log(x / total))`` over the word counts in
+    first-occurrence order (``Counter`` order), summed left to right as Python 3.11's ``sum`` does.
+
+    Every term depends only on its count, so each distinct count is evaluated once with
+    ``math.log``; the ordered left-to-right sum is numpy's ``add.accumulate``.
+    """
+    table = ngram_table(doc)
+    total = table.num_words
+    if total == 0:
+        return None
+    counts = table.first_counts[table.first_counts > 0]  # word counts in first-occurrence order
+    distinct = np.unique(counts)
+    terms = np.array([-x / total * math.log(x / total) for x in distinct.tolist()], dtype=np.float64)
+    per_word = terms[np.searchsorted(distinct, counts)]
+    entropy = float(np.add.accumulate(per_word)[-1])
+    return round(entropy, PRECISION)
+
+
+def rps_doc_unigram_entropy(doc: Document) -> Spans:
+    """Entropy of the normalized word distribution; None without words (RPv2 RPS_Doc_Unigram_Entropy)."""
+    return [(0, len(doc), unigram_entropy(doc))]
+
+
+def rps_doc_frac_all_caps_words(doc: Document) -> Spans:
+    """Raw tokens for which ``str.isupper()`` holds, per raw token; None without tokens
+    (RPv2 RPS_Doc_Frac_All_Caps_Words)."""
+    num_words = doc.num_raw_words
+    if num_words == 0:
+        return [(0, len(doc), None)]
+    num = float(sum(map(str.isupper, doc.raw_words)))
+    return [(0, len(doc), round(num / num_words, PRECISION))]
+
+
+# RPv2 emit order (alphabetical class names within the module)
+SIGNALS = {
+    "rps_doc_frac_all_caps_words": rps_doc_frac_all_caps_words,
+    "rps_doc_frac_lines_end_with_ellipsis": rps_doc_frac_lines_end_with_ellipsis,
+    "rps_doc_frac_no_alph_words": rps_doc_frac_no_alph_words,
+    "rps_doc_frac_unique_words": rps_doc_frac_unique_words,
+    "rps_doc_mean_word_length": rps_doc_mean_word_length,
+    "rps_doc_num_sentences": rps_doc_num_sentences,
+    "rps_doc_symbol_to_word_ratio": rps_doc_symbol_to_word_ratio,
+    "rps_doc_unigram_entropy": rps_doc_unigram_entropy,
+    "rps_doc_word_count": rps_doc_word_count,
+}

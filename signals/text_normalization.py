@@ -1,0 +1,175 @@
+"""RedPajama-V2's text normalization, line split and word split, computed fast and identically.
+
+RPv2 (app/src/utilities/text/normalization.py, ``normalize``) normalizes a text in this order:
+
+1. remove ASCII punctuation (``str.translate`` with ``string.punctuation`` deleted),
+2. lower-case (``str.lower``),
+3. strip and collapse every run of whitespace to one space (``re.sub(r"\\s+", " ", text.strip())``),
+4. Unicode NFD.
+
+Lines are ``re.finditer(r"([^\\n]*\\n|[^\\n]+$)", text)`` matches (RPv2 ``split_paragraphs``): each line
+keeps its trailing newline, and a non-empty tail without one is the last line. Raw words are nltk's
+``WordPunctTokenizer`` tokens, ``\\w+|[^\\w\\s]+``.
+
+The fast paths here compute exactly the same strings with fewer passes; why each is equal:
+
+* ``" ".join(s.split())`` equals ``re.sub(r"\\s+", " ", s.strip())``: ``str.split()``, ``str.strip()``
+  and the ``\\s`` class of ``re`` on ``str`` all use ``Py_UNICODE_ISSPACE``.
+* Punctuation removal and ``str.lower`` act character by character (the only context rule of
+  ``str.lower``, the Greek final sigma, cannot look across ``"\\n"``, which is neither cased nor
+  case-ignorable), so lower-casing the whole document and splitting it at ``"\\n"`` gives each line's
+  lower-cased text.
+* NFD decomposes characters and reorders runs of combining marks; ``"\\n"`` and ``" "`` are starters
+  (combining class 0) and no character decomposes canonically into whitespace or out of it (checked
+  over every code point in tests/test_signals_document.py), so NFD commutes with the whitespace
+  collapse and with the line split.
+* Deleting ASCII punctuation with ``bytes.translate`` (ASCII text) or a one-class ``re.sub`` gives the
+  same string as ``str.translate`` with a deletion table, 10x faster.
+
+The word split: nltk 3.10 (the version the RPv2 ground truth ran) compiles tokenizer patterns with the
+third-party ``regex`` engine (nltk/redos.py), whose ``\\w`` and ``\\s`` differ from the stdlib's:
+combining marks (Mn/Mc/Me), join controls and some symbols are word characters, superscripts and
+fractions (No: "²", "½") are not, U+001C..U+001F are not whitespace, and ``regex`` knows a newer
+Unicode. So "attivita\\u0300" (NFD "attività") is one token in RPv2. The stdlib engine is faster, and
+gives the same tokens whenever the text has none of the characters on which the two engines disagree;
+:func:`wordpunct_tokenize` checks that with a table over all code points and otherwise uses ``regex``.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import sys
+import threading
+import unicodedata
+
+import numpy as np
+import regex
+
+# RPv2: TRANSLATION_TABLE_PUNCTUATION = str.maketrans("", "", string.punctuation)
+PUNCTUATION_TABLE = str.maketrans("", "", string.punctuation)
+_PUNCTUATION_BYTES = string.punctuation.encode("ascii")
+_PUNCTUATION_CLASS = re.compile("[" + re.escape(string.punctuation) + "]")
+
+# RPv2's split_paragraphs / generate_paragraphs pattern (kept for reference and tests).
+LINE_PATTERN = re.compile(r"([^\n]*\n|[^\n]+$)")
+
+# nltk's WordPunctTokenizer: RegexpTokenizer(r"\w+|[^\w\s]+"), findall, flags UNICODE|MULTILINE|DOTALL,
+# compiled by nltk with the ``regex`` engine (see module docstring).
+TOKEN_FLAGS = regex.UNICODE | regex.MULTILINE | regex.DOTALL
+WORDPUNCT_PATTERN = regex.compile(r"\w+|[^\w\s]+", flags=TOKEN_FLAGS)
+_WORDPUNCT_STDLIB = re.compile(r"\w+|[^\w\s]+", flags=re.UNICODE | re.MULTILINE | re.DOTALL)
+_ASCII_ENGINE_DIFFERENCES = re.compile("[\x1c-\x1f]")  # the only ASCII characters the engines disagree on
+
+_WHITESPACE_RUN = re.compile(r"\s+")
+
+NUM_CODE_POINTS = sys.maxunicode + 1
+_TABLES: dict[str, np.ndarray] = {}
+_TABLES_LOCK = threading.Lock()
+
+
+def _all_code_points() -> str:
+    return "".join(map(chr, range(NUM_CODE_POINTS)))
+
+
+def _matching_mask(pattern, text: str) -> np.ndarray:
+    """Which characters of ``text`` (one per code point) the one-character ``pattern`` matches."""
+    marked = code_points(pattern.sub("\x00", text))
+    mask = marked == 0
+    mask[0] = bool(pattern.match("\x00"))
+    return mask
+
+
+def _build_table(name: str) -> np.ndarray:
+    if name == "engine_differences":
+        everything = _all_code_points()
+        word_re = _matching_mask(re.compile(r"\w"), everything)
+        word_rx = _matching_mask(regex.compile(r"\w", flags=TOKEN_FLAGS), everything)
+        space_re = _matching_mask(re.compile(r"\s"), everything)
+        space_rx = _matching_mask(regex.compile(r"\s", flags=TOKEN_FLAGS), everything)
+        return (word_re != word_rx) | (space_re != space_rx)
+    method = getattr(str, name)  # isupper, isnumeric, ...
+    return np.fromiter((method(chr(cp)) for cp in range(NUM_CODE_POINTS)), dtype=np.bool_, count=NUM_CODE_POINTS)
+
+
+def char_table(name: str) -> np.ndarray:
+    """A boolean table over all code points, built once per process (0.1-0.3 s).
+
+    ``name`` is a ``str`` predicate (``"isupper"``, ``"isnumeric"``: ``getattr(chr(cp), name)()``) or
+    ``"engine_differences"``: the characters on which ``re`` and ``regex`` disagree about ``\\w``/``\\s``.
+    """
+    table = _TABLES.get(name)
+    if table is None:
+        with _TABLES_LOCK:
+            table = _TABLES.get(name)
+            if table is None:
+                table = _TABLES[name] = _build_table(name)
+    return table
+
+
+def code_points(text: str) -> np.ndarray:
+    """The code points of ``text`` as an integer array (lone surrogates included)."""
+    if text.isascii():
+        return np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def remove_punctuation(text: str) -> str:
+    """``text.translate(PUNCTUATION_TABLE)`` (RPv2's first normalization step), without its slow path."""
+    if text.isascii():
+        return text.encode("ascii").translate(None, _PUNCTUATION_BYTES).decode("ascii")
+    return _PUNCTUATION_CLASS.sub("", text)
+
+
+def normalize(text: str) -> str:
+    """RPv2's ``normalize(text)`` with its defaults, written step by step as the reference does.
+
+    The reference for tests; the Document computes the same result for the whole text and its lines
+    in one pass (see module docstring).
+    """
+    text = text.translate(PUNCTUATION_TABLE)
+    text = text.lower()
+    text = text.strip()
+    text = _WHITESPACE_RUN.sub(" ", text)
+    return unicodedata.normalize("NFD", text)
+
+
+def fast_normalize(text: str) -> str:
+    """Same value as :func:`normalize`, from the fast steps the Document uses."""
+    return unicodedata.normalize("NFD", " ".join(remove_punctuation(text).lower().split()))
+
+
+def split_lines(text: str) -> list[str]:
+    """The texts of RPv2's lines (``LINE_PATTERN`` matches), each with its trailing newline.
+
+    ``[^\\n]+$`` can only match the non-empty tail after the last newline (a tail followed by a final
+    newline is taken by the first alternative), so splitting at ``"\\n"`` and dropping an empty last
+    piece gives the same lines, without a regex.
+    """
+    if not text:
+        return []
+    parts = text.split("\n")
+    last = parts.pop()
+    lines = [p + "\n" for p in parts]
+    if last:
+        lines.append(last)
+    return lines
+
+
+def needs_regex_engine(text: str, points: np.ndarray | None = None) -> bool:
+    """Whether ``re`` and ``regex`` could split ``text`` into different WordPunct tokens."""
+    if text.isascii():
+        return _ASCII_ENGINE_DIFFERENCES.search(text) is not None
+    if points is None:
+        points = code_points(text)
+    return bool(char_table("engine_differences")[points].any())
+
+
+def wordpunct_tokenize(text: str, points: np.ndarray | None = None) -> list[str]:
+    """nltk ``WordPunctTokenizer().tokenize(text)`` (``regex`` engine semantics, see module docstring).
+
+    ``points``: ``code_points(text)`` when the caller already has them.
+    """
+    if needs_regex_engine(text, points):
+        return WORDPUNCT_PATTERN.findall(text)
+    return _WORDPUNCT_STDLIB.findall(text)

@@ -1,0 +1,195 @@
+"""LSH banding: star edges as RPv2's run_lsh.py builds them, and the clusters they give on RPv2's own
+MinHash bands for real exact and near duplicates (../shared/groundtruth/rpv2)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+import networkx as nx
+import numpy as np
+import pytest
+from conftest import shared_path
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dedup.lsh import (
+    band_keys,
+    band_shape,
+    check_bands,
+    from_node,
+    id_int_of,
+    parse_threshold,
+    shard_id_of,
+    signature_column,
+    star_edges,
+    to_node,
+)
+from pipeline.fuzzy_dedup import cluster_ids_local, nodes_of
+
+
+def test_thresholds_and_columns_as_rpv2():
+    assert [signature_column(t) for t in (0.7, 0.8, 0.9, 1.0)] == [
+        "signature_sim0.7", "signature_sim0.8", "signature_sim0.9", "signature_sim1.0",
+    ]
+    assert [band_shape(t) for t in (0.7, 0.8, 0.9, 1.0)] == [(14, 36), (9, 52), (5, 100), (1, 512)]
+    assert parse_threshold("0.8") == 0.8
+    with pytest.raises(ValueError):
+        parse_threshold("0.75")
+
+
+def test_ids_as_rpv2():
+    doc_id = "2023-06/0001/en_head.json.gz/1"
+    assert id_int_of(doc_id) == 1009327887543882325  # the ground truth README's example
+    assert shard_id_of(doc_id) == "2023-06/0001/en_head.json.gz"
+
+
+def test_node_keys_keep_the_unsigned_order():
+    values = [0, 1, 2**63 - 1, 2**63, 2**64 - 1]
+    nodes = [to_node(v) for v in values]
+    assert nodes == sorted(nodes) and all(-(2**63) <= n < 2**63 for n in nodes)
+    assert [from_node(n) for n in nodes] == values
+    assert nodes_of(np.array(values, dtype=np.uint64)).tolist() == nodes
+
+
+def test_band_keys_carry_the_band_index():
+    keys = list(band_keys([b"\x00" * 36, b"\x00" * 36]))
+    assert keys[0] != keys[1] and keys[0][1:] == keys[1][1:]
+
+
+def test_bad_signatures_are_described():
+    assert check_bands(None, 0.7) is None
+    assert check_bands([b"x" * 36] * 14, 0.7) is None
+    assert "bands" in check_bands([b"x" * 36] * 13, 0.7)
+    assert "bytes" in check_bands([b"x" * 35] * 14, 0.7)
+
+
+def brute_force_star_edges(nodes, bands) -> set[tuple[int, int]]:
+    edges = set()
+    for b in range(bands.shape[1]):
+        groups = defaultdict(list)
+        for i in range(len(nodes)):
+            groups[bands[i, b].tobytes()].append(i)
+        for members in groups.values():
+            smallest = min(members, key=lambda i: (nodes[i], i))
+            edges |= {(i, smallest) for i in members if i != smallest}
+    return edges
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 5), st.integers(1, 4), st.integers(0, 2**32 - 1))
+def test_star_edges_equal_brute_force(n, n_bands, alphabet, seed):
+    rng = np.random.default_rng(seed)
+    bands = rng.integers(0, alphabet, (n, n_bands, 8), dtype=np.uint8)  # small alphabet: many groups
+    nodes = rng.choice(np.arange(-1000, 1000), n, replace=False).astype(np.int64)
+    src, dst = star_edges(nodes, bands)
+    assert set(zip(src.tolist(), dst.tolist(), strict=True)) == brute_force_star_edges(nodes, bands)
+
+
+def test_a_band_shared_by_many_gives_one_edge_per_member_not_all_pairs():
+    n = 20_000
+    bands = np.zeros((n, 1, 36), dtype=np.uint8)  # everyone shares the single band
+    nodes = np.random.default_rng(0).permutation(n).astype(np.int64)
+    src, dst = star_edges(nodes, bands)
+    assert len(src) == n - 1
+    assert set(nodes[dst].tolist()) == {0}
+
+
+def test_fingerprint_collisions_do_not_merge_different_bands():
+    # 4-byte bands differing only in bytes are still distinct groups whatever their fingerprints
+    bands = np.array([[[1, 2, 3, 4]], [[1, 2, 3, 4]], [[4, 3, 2, 1]], [[4, 3, 2, 1]]], dtype=np.uint8)
+    src, dst = star_edges(np.array([3, 1, 2, 0]), bands)
+    assert set(zip(src.tolist(), dst.tolist(), strict=True)) == {(0, 1), (2, 3)}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 60), st.integers(0, 2**32 - 1))
+def test_clusters_from_bands_equal_networkx_components(n, seed):
+    """A random band-sharing graph: clusters equal networkx's components of the all-pairs graph."""
+    rng = np.random.default_rng(seed)
+    bands = rng.integers(0, 256, (n, 14, 36), dtype=np.uint8)
+    for _ in range(rng.integers(0, 2 * n)):  # plant shared bands between random pairs
+        a, b, k = rng.integers(0, n), rng.integers(0, n), rng.integers(0, 14)
+        bands[b, k] = bands[a, k]
+    id_ints = rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)
+    cluster, in_cluster = cluster_ids_local(id_ints, bands, np.arange(n))
+    graph = nx.Graph()
+    graph.add_nodes_from(range(n))
+    for k in range(14):
+        groups = defaultdict(list)
+        for i in range(n):
+            groups[bands[i, k].tobytes()].append(i)
+        for members in groups.values():
+            graph.add_edges_from((members[0], m) for m in members[1:])
+    for component in nx.connected_components(graph):
+        expected = min(int(id_ints[i]) for i in component)
+        assert {int(cluster[i]) for i in component} == {expected}
+        assert all(bool(in_cluster[i]) == (len(component) > 1) for i in component)
+
+
+# ---------------------------------------------------------------- real near duplicates (RPv2 ground truth)
+
+
+def load_groundtruth():
+    public = shared_path("groundtruth", "rpv2", "public")
+    expected = [json.loads(line) for line in (public / "expected.jsonl").open()]
+    docs = [json.loads(line) for line in (public / "docs.jsonl").open()]
+    assert [e["id"] for e in expected] == [d["id"] for d in docs]
+    return expected, docs
+
+
+def groundtruth_clusters(threshold: str) -> dict[str, int]:
+    """id -> cluster_id computed from RPv2's own bands (hex in expected.jsonl) for one threshold."""
+    expected, _ = load_groundtruth()
+    column = f"signature_sim{threshold}"
+    rows = [e for e in expected if e["minhash"][column] is not None]
+    n_bands, width = band_shape(float(threshold))
+    raw = b"".join(bytes.fromhex(h) for e in rows for h in e["minhash"][column])
+    bands = np.frombuffer(raw, np.uint8).reshape(len(rows), n_bands, width)
+    id_ints = np.array([e["id_int"] for e in rows], dtype=np.uint64)
+    cluster, _ = cluster_ids_local(id_ints, bands, np.arange(len(rows)))
+    labels = {e["id"]: int(c) for e, c in zip(rows, cluster, strict=True)}
+    labels.update({e["id"]: e["id_int"] for e in expected if e["minhash"][column] is None})
+    return labels
+
+
+def known_groups(kinds: tuple[str, ...]) -> list[set[str]]:
+    """Groups of ids that docs.jsonl declares duplicates (dup_of / near_dup_of name the source url)."""
+    _, docs = load_groundtruth()
+    by_url = defaultdict(list)
+    for d in docs:
+        by_url[d["url"]].append(d["id"])
+    graph = nx.Graph()
+    for d in docs:
+        for kind in kinds:
+            if d.get(kind):
+                for source in by_url[d[kind]]:
+                    graph.add_edge(d["id"], source)
+    return [set(c) for c in nx.connected_components(graph)]
+
+
+def clusters_of(labels: dict[str, int]) -> list[set[str]]:
+    groups = defaultdict(set)
+    for doc_id, cluster in labels.items():
+        groups[cluster].add(doc_id)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def test_groundtruth_clusters_at_0_7_are_exactly_the_known_duplicates():
+    found = clusters_of(groundtruth_clusters("0.7"))
+    known = known_groups(("dup_of", "near_dup_of"))
+    assert len(known) == 6  # 3 exact groups, 3 near-duplicate pairs (README)
+    assert sorted(map(sorted, found)) == sorted(map(sorted, known))
+
+
+def test_groundtruth_clusters_at_1_0_are_exactly_the_exact_duplicates():
+    found = clusters_of(groundtruth_clusters("1.0"))
+    assert sorted(map(sorted, found)) == sorted(map(sorted, known_groups(("dup_of",))))
+
+
+def test_groundtruth_cluster_id_is_the_minimum_id_int():
+    expected, _ = load_groundtruth()
+    id_int = {e["id"]: e["id_int"] for e in expected}
+    labels = groundtruth_clusters("0.7")
+    for group in clusters_of(labels):
+        assert {labels[i] for i in group} == {min(id_int[i] for i in group)}
