@@ -29,12 +29,10 @@ sys.path.insert(0, str(REPO / "tests"))  # the corpus generator is shared with t
 
 
 def _sample_models() -> tuple[str | None, str | None]:
-    from pipeline.commands.run import sample_workdir
-
     try:
         from pipeline.commands.run import sample_overrides
 
-        values = sample_overrides(sample_workdir())
+        values = sample_overrides()
         return values.get("models_dir"), values.get("cutoffs")
     except Exception as exc:  # the sample may not be buildable here; measure without LMs
         print(f"(no sample models: {exc})", file=sys.stderr)

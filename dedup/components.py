@@ -118,7 +118,6 @@ def components_local(nodes: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.
         return nodes.copy()
     graph = coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(n, n)).tocsr()
     _, labels = connected_components(graph, directed=True, connection="weak")
+    # labels are 0..k-1, so np.unique's first indices are indexed by label
     _, first_index = np.unique(labels, return_index=True)
-    minimum_index_of_label = np.empty(len(first_index), dtype=np.int64)
-    minimum_index_of_label[np.arange(len(first_index))] = first_index
-    return nodes[minimum_index_of_label[labels]]
+    return nodes[first_index[labels]]

@@ -1,20 +1,23 @@
-"""Cross-snapshot exact dedup: keys, the RPv2 processing order, and the persisted partitioned state.
+"""Cross-snapshot exact dedup: keys, RPv2's keep-first rule, and the persisted partitioned Bloom state.
 
 Reproduces RPv2's exact dedup (app/src/bloomfilter.py): a document's key is its CCNet digest (the WET
 record's sha1, with the ``sha1:`` prefix removed); snapshots are processed newest first; the first
 occurrence of a key is kept and every later one is flagged (``bloomfilter.add(digest)`` returned True).
-Differences, all deliberate:
+How it is computed, and where it deliberately differs:
 
-- RPv2 shuffles the files of a snapshot (``random.shuffle``), so which copy inside a snapshot is kept
-  depended on the run. Here the order inside a snapshot is (shard path, row number) of the document id,
-  so reruns give the same flags.
-- One filter per key partition (see dedup.bloom) instead of one filter for the crawl, so memory per
-  worker is one partition's filter. Flags do not depend on P except through false positives.
-- The partitions persist in a state directory (:class:`ExactDedupState`, any smart_open URI), so a new
-  snapshot is checked against every snapshot seen by earlier runs without reading them again. Across
-  runs the copy processed first is the one kept (inside one run: the newest snapshot's).
+- Inside one run the rule is applied *exactly*: documents are grouped by key, the first in processing
+  order (newest snapshot, then shard path, then row; RPv2 shuffled its files, so its choice changed
+  from run to run) is kept and the others are flagged. No Bloom false positive can hit two documents
+  of the same run, and the result does not depend on the order in which documents arrive, so any
+  number of workers gives the same flags.
+- Against earlier runs, the first occurrence is flagged when its key is in the persisted filter
+  (:class:`ExactDedupState`): one pybloom-live filter per key partition (see dedup.bloom), queried for
+  every key of the run *before* the run's keys are inserted, so false positives (rate p, as RPv2) do
+  not depend on insertion order either. Across runs the copy processed first is the one kept.
+- A partition's worker streams the run's first occurrences twice (query, then insert): its memory is
+  the partition's filter, whatever the crawl size.
 
-This module is pure Python (no Beam); pipeline/exact_dedup.py wraps the same functions in PTransforms.
+This module is pure Python (no Beam); pipeline/exact_dedup.py runs the same functions as PTransforms.
 """
 
 from __future__ import annotations
@@ -109,11 +112,16 @@ def keyed_doc(record: Mapping, key_mode: str = "digest") -> tuple[KeyedDoc | Non
         key = digest
     else:
         raw = record.get("raw_content")
-        if raw is None:
+        if not isinstance(raw, str):
             return None, "missing_raw_content"
         key = text_sha1(raw)
     id_int = record.get("id_int")
-    return KeyedDoc(snapshot, doc_id, None if id_int is None else int(id_int), key, digest or key), None
+    if id_int is not None:
+        try:
+            id_int = int(id_int)
+        except (TypeError, ValueError):
+            return None, "bad_id_int"
+    return KeyedDoc(snapshot, doc_id, id_int, key, digest or key), None
 
 
 def _row_number(doc_id: str) -> tuple[str, int, str]:
@@ -127,10 +135,42 @@ def processing_order(docs: Iterable[KeyedDoc]) -> list[KeyedDoc]:
     return sorted(by_position, key=lambda d: d.snapshot, reverse=True)  # stable: keeps position order
 
 
-def flag_partition(docs: Iterable[KeyedDoc], bloom: BloomPartition) -> Iterator[tuple[KeyedDoc, bool]]:
-    """Feed one partition's documents through its filter in processing order: (doc, is_duplicate)."""
-    for doc in processing_order(docs):
-        yield doc, bloom.add(doc.key)
+def comes_before(a: KeyedDoc, b: KeyedDoc) -> bool:
+    """True when ``a`` precedes ``b`` in :func:`processing_order`."""
+    if a.snapshot != b.snapshot:
+        return a.snapshot > b.snapshot
+    return _row_number(a.doc_id) < _row_number(b.doc_id)
+
+
+def first_occurrence(docs: Iterable[KeyedDoc]) -> KeyedDoc | None:
+    """The document of a key group that RPv2's rule keeps (first in processing order); one pass."""
+    first = None
+    for doc in docs:
+        if first is None or comes_before(doc, first):
+            first = doc
+    return first
+
+
+def split_key_group(docs: Iterable[KeyedDoc]) -> tuple[KeyedDoc | None, Iterator[KeyedDoc]]:
+    """(first occurrence, the later occurrences): the later ones are duplicates whatever the state says.
+
+    ``docs`` is iterated twice (a list, or a re-iterable such as a Beam GroupByKey value), so a key
+    shared by millions of documents is never held as a list here.
+    """
+    first = first_occurrence(docs)
+    return first, (doc for doc in docs if doc != first)
+
+
+def query_then_insert(firsts: Iterable[KeyedDoc], bloom: BloomPartition) -> Iterator[tuple[KeyedDoc, bool]]:
+    """Flag each first occurrence whose key the filter already holds, *then* insert all the keys.
+
+    Querying before inserting makes every answer depend on the earlier runs' keys only, so the flags do
+    not depend on the order of ``firsts`` (iterated twice; re-iterable).
+    """
+    for doc in firsts:
+        yield doc, doc.key in bloom
+    for doc in firsts:
+        bloom.add(doc.key)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -301,13 +341,14 @@ class PartitionResult:
 
 
 def dedup_partition(
-    index: int, docs: Iterable[KeyedDoc], state: ExactDedupState, generation: int
+    index: int, firsts: Iterable[KeyedDoc], state: ExactDedupState, generation: int
 ) -> PartitionResult:
-    """Load partition ``index``, flag its documents in processing order, persist the updated filter."""
+    """Load partition ``index``, flag the run's first occurrences seen by earlier runs, insert the run's
+    keys, persist the updated filter. ``firsts`` holds one document per distinct key (re-iterable)."""
     bloom = state.partition(index)
-    flags = list(flag_partition(docs, bloom))
+    flags = list(query_then_insert(firsts, bloom))
     rel = state.save_partition(index, bloom, generation)
-    stats = bloom.stats() | {"partition": index, "documents": len(flags), "duplicates": sum(f for _, f in flags)}
+    stats = bloom.stats() | {"partition": index, "run_keys": len(flags), "seen_before": sum(f for _, f in flags)}
     return PartitionResult(index, flags, stats, rel)
 
 
@@ -321,26 +362,30 @@ def run_exact_dedup(
     """
     key_mode = key_mode or state.key_mode
     counts = DedupCounts()
-    partitions: dict[int, list[KeyedDoc]] = defaultdict(list)
+    groups: dict[str, list[KeyedDoc]] = defaultdict(list)
     for record in records:
         doc, reason = keyed_doc(record, key_mode)
         if doc is None:
             counts.bad(reason or "unknown")
             continue
-        partitions[partition_of(doc.key, state.num_partitions)].append(doc)
-    generation = state.next_generation
+        groups[doc.key].append(doc)
     flags: list[tuple[KeyedDoc, bool]] = []
+    partitions: dict[int, list[KeyedDoc]] = defaultdict(list)
+    for docs in groups.values():
+        first, later = split_key_group(docs)
+        flags.extend((doc, True) for doc in later)
+        partitions[partition_of(first.key, state.num_partitions)].append(first)
+    del groups
+    generation = state.next_generation
     stats: list[dict] = []
     new_files: dict[int, str] = {}
-    snapshots: set[str] = set()
     for index in sorted(partitions):
         result = dedup_partition(index, partitions.pop(index), state, generation)
         flags.extend(result.flags)
         stats.append(result.stats)
         new_files[index] = result.rel_path
-        snapshots.update(d.snapshot for d, _ in result.flags)
-    state.commit(generation, new_files, snapshots)
-    flags.sort(key=lambda item: item[0].doc_id)
+    flags.sort(key=lambda item: _row_number(item[0].doc_id))
+    state.commit(generation, new_files, {doc.snapshot for doc, _ in flags})
     counts.documents = len(flags)
     counts.duplicates = sum(flag for _, flag in flags)
     return flags, stats, counts
@@ -366,49 +411,69 @@ def flags_schema():
     return pa.schema([("id", pa.string()), ("id_int", pa.uint64()), ("is_duplicate_exact", pa.bool_())])
 
 
-def output_rel_paths(snapshot: str, index: int, num_partitions: int) -> tuple[str, str]:
-    name = f"part-{index:05d}-of-{num_partitions:05d}.parquet"
-    return (f"{DUPLICATES_DATASET}/snapshot={snapshot}/{name}", f"{FLAGS_DATASET}/snapshot={snapshot}/{name}")
+def output_rel_path(dataset: str, shard_id: str) -> str:
+    """Where a source file's results go, mirroring the documents layout so they join file by file:
+    ``2023-06/0000/en_head.json.gz`` -> ``<dataset>/snapshot=2023-06/language=en/bucket=head/0000.parquet``.
+    An id outside RPv2's scheme goes to ``<dataset>/snapshot=<s>/other/<sha1 of its shard id>.parquet``."""
+    parts = shard_id.split("/")
+    if len(parts) == 3 and parts[2].endswith(".json.gz") and "_" in parts[2]:
+        language, _, bucket = parts[2][: -len(".json.gz")].rpartition("_")
+        return f"{dataset}/snapshot={parts[0]}/language={language}/bucket={bucket}/{parts[1]}.parquet"
+    snapshot = snapshot_of(shard_id) or "unknown"
+    digest = hashlib.sha1(shard_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{dataset}/snapshot={snapshot}/other/{digest}.parquet"
 
 
-def write_partition_outputs(
-    out_uri: str, index: int, num_partitions: int, flags: Iterable[tuple[KeyedDoc, bool]]
-) -> list[str]:
-    """Write one partition's results, one file per snapshot in each dataset, rows sorted by id.
+def shard_tables(flags: Iterable[tuple[KeyedDoc, bool]]):
+    """The two result tables of one source file: RPv2's duplicates (flagged rows only) and every row's
+    flag; rows sorted by (shard, row)."""
+    import pyarrow as pa
 
-    Files are named by partition, so a rerun (or a Beam retry) overwrites the same files with the same
-    bytes. Returns the paths written (relative to ``out_uri``).
+    rows = sorted(flags, key=lambda item: _row_number(item[0].doc_id))
+    dups = [d for d, flag in rows if flag]
+    dup_table = pa.Table.from_pydict(
+        {
+            "shard_id": [shard_id_of(d.doc_id) for d in dups],
+            "doc_id": [d.doc_id for d in dups],
+            "digest": [d.digest for d in dups],
+        },
+        schema=duplicates_schema(),
+    )
+    flag_table = pa.Table.from_pydict(
+        {
+            "id": [d.doc_id for d, _ in rows],
+            "id_int": [d.id_int for d, _ in rows],
+            "is_duplicate_exact": [bool(flag) for _, flag in rows],
+        },
+        schema=flags_schema(),
+    )
+    return dup_table, flag_table
+
+
+def write_shard_outputs(out_uri: str, shard_id: str, flags: Iterable[tuple[KeyedDoc, bool]]) -> dict:
+    """Write one source file's results to both datasets (zstd Parquet, atomic when local).
+
+    The file names come from the source shard, so a rerun or a Beam retry overwrites the same files with
+    the same bytes. Returns {"snapshot", "documents", "duplicates"} for the run summary.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    by_snapshot: dict[str, list[tuple[KeyedDoc, bool]]] = defaultdict(list)
+    dup_table, flag_table = shard_tables(flags)
+    for dataset, table in ((DUPLICATES_DATASET, dup_table), (FLAGS_DATASET, flag_table)):
+        buf = pa.BufferOutputStream()
+        pq.write_table(table, buf, compression="zstd")
+        write_bytes(_join(out_uri, output_rel_path(dataset, shard_id)), buf.getvalue().to_pybytes())
+    return {
+        "snapshot": snapshot_of(shard_id) or "unknown",
+        "documents": flag_table.num_rows,
+        "duplicates": dup_table.num_rows,
+    }
+
+
+def write_outputs(out_uri: str, flags: Iterable[tuple[KeyedDoc, bool]]) -> list[dict]:
+    """Write every source file's results (single-process path); returns the per-file counts."""
+    by_shard: dict[str, list[tuple[KeyedDoc, bool]]] = defaultdict(list)
     for doc, flag in flags:
-        by_snapshot[doc.snapshot].append((doc, flag))
-    written = []
-    for snapshot in sorted(by_snapshot):
-        rows = sorted(by_snapshot[snapshot], key=lambda item: _row_number(item[0].doc_id))
-        dup_rel, flag_rel = output_rel_paths(snapshot, index, num_partitions)
-        dups = [d for d, flag in rows if flag]
-        dup_table = pa.Table.from_pydict(
-            {
-                "shard_id": [shard_id_of(d.doc_id) for d in dups],
-                "doc_id": [d.doc_id for d in dups],
-                "digest": [d.digest for d in dups],
-            },
-            schema=duplicates_schema(),
-        )
-        flag_table = pa.Table.from_pydict(
-            {
-                "id": [d.doc_id for d, _ in rows],
-                "id_int": [d.id_int for d, _ in rows],
-                "is_duplicate_exact": [bool(flag) for _, flag in rows],
-            },
-            schema=flags_schema(),
-        )
-        for rel, table in ((dup_rel, dup_table), (flag_rel, flag_table)):
-            buf = pa.BufferOutputStream()
-            pq.write_table(table, buf, compression="zstd")
-            write_bytes(_join(out_uri, rel), buf.getvalue().to_pybytes())
-            written.append(rel)
-    return written
+        by_shard[shard_id_of(doc.doc_id)].append((doc, flag))
+    return [write_shard_outputs(out_uri, shard, by_shard[shard]) for shard in sorted(by_shard)]

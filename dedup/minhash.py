@@ -98,8 +98,10 @@ def shingle_hashes(normalized_words: Sequence[str], ngram_size: int = DEFAULT_NG
         return np.empty(0, dtype=np.uint64)
     data, starts, ends = shingle_byte_spans(normalized_words, ngram_size)
     sha1 = hashlib.sha1
-    digests = b"".join([sha1(data[s:e]).digest()[:4] for s, e in zip(starts, ends, strict=True)])
-    return np.frombuffer(digests, dtype="<u4").astype(np.uint64)
+    digests = b"".join([sha1(data[s:e]).digest() for s, e in zip(starts, ends, strict=True)])
+    # the first 4 bytes of each 20-byte digest, read little-endian (datasketch's sha1_hash32)
+    first4 = np.frombuffer(digests, dtype=np.uint8).reshape(-1, 20)[:, :4].copy()
+    return first4.view("<u4").ravel().astype(np.uint64)
 
 
 def _low_words(x: np.ndarray) -> np.ndarray:

@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_main", None):
         parser.print_help()
         return 2
-    # Only `run` accepts pass-through Beam pipeline options.
-    if extra and args.command != "run":
+    # Only `run` and `dedup` accept pass-through Beam pipeline options.
+    if extra and args.command not in ("run", "dedup"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.beam_args = extra
     return int(args._main(args) or 0)

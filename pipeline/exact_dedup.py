@@ -2,20 +2,27 @@
 
 Data flow (dedup/exact.py holds the logic; these transforms only move data):
 
-    records ─► KeyByPartition (key: digest or sha1(text); partition: sha1 prefix of the key mod P)
-            ─► GroupByKey (one group per partition)
-            ─► DedupPartition (load the partition's filter from the state, flag in RPv2 order, persist it,
-                               write that partition's output files)
+    records ─► KeyDocs (key: CCNet digest or sha1 of the text)
+            ─► GroupByKey(key) ─► SplitFirstOccurrence: later occurrences are duplicates; the first one
+                                   goes on, routed to partition sha1(key) prefix mod P
+            ─► GroupByKey(partition) ─► DedupPartition (load the partition's filter from the state,
+                                   flag first occurrences seen by earlier runs, insert the run's keys,
+                                   persist the filter)
+            ─► flags ─► GroupByKey(source file) ─► WriteShardResults (duplicates_exact/, is_duplicate_exact/)
             ─► CommitState (all partitions done: rewrite the state manifest; write the run summary)
 
-A worker holds one partition's filter and that partition's small (key, id) tuples for the run; P comes
-from the command line / config, so memory per worker stays bounded as the crawl grows.
+Every step streams its group (GroupByKey values are iterated, twice at most, never copied into a
+list), so a worker holds one partition's Bloom filter, and the writer one source file's rows: memory
+per worker stays bounded as the crawl grows, and P (``--partitions``) sizes the filters. Flags do not
+depend on the order in which elements arrive (see dedup/exact.py), so any runner and worker count gives
+the same output.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.io import fileio
@@ -26,22 +33,23 @@ from dedup.exact import (
     DUPLICATES_DATASET,
     ExactDedupState,
     KeyedDoc,
-    dedup_partition,
     keyed_doc,
+    query_then_insert,
+    shard_id_of,
+    split_key_group,
     write_bytes,
-    write_partition_outputs,
+    write_shard_outputs,
 )
 
 NAMESPACE = "exact_dedup"
 SUMMARY_NAME = "_summary.json"
 
 
-class KeyByPartition(beam.DoFn):
-    """record -> (partition, KeyedDoc); records that cannot be keyed are counted by reason and dropped."""
+class KeyDocs(beam.DoFn):
+    """record -> (key, KeyedDoc); records that cannot be keyed are counted by reason and dropped."""
 
-    def __init__(self, key_mode: str, num_partitions: int):
+    def __init__(self, key_mode: str):
         self.key_mode = key_mode
-        self.num_partitions = num_partitions
 
     def setup(self):
         self.read = Metrics.counter(NAMESPACE, "documents_read")
@@ -52,56 +60,93 @@ class KeyByPartition(beam.DoFn):
         if doc is None:
             Metrics.counter(NAMESPACE, f"bad_record_{reason}").inc()
             return
-        yield partition_of(doc.key, self.num_partitions), doc
+        yield doc.key, doc
 
 
+@beam.typehints.with_output_types(tuple[int, Any])  # main output; the tagged one is (doc, True)
+class SplitFirstOccurrence(beam.DoFn):
+    """(key, docs) -> (partition, first occurrence) on the main output, (doc, True) for the others."""
+
+    LATER = "later"
+
+    def __init__(self, num_partitions: int):
+        self.num_partitions = num_partitions
+
+    def process(self, element):
+        key, docs = element
+        first, later = split_key_group(docs)
+        yield partition_of(key, self.num_partitions), first
+        for doc in later:
+            yield beam.pvalue.TaggedOutput(self.LATER, (doc, True))
+
+
+@beam.typehints.with_output_types(dict)  # main output: partition summaries; flags are tagged
 class DedupPartition(beam.DoFn):
-    """(partition, docs) -> flags; persists the partition's filter and writes its output files."""
+    """(partition, first occurrences) -> partition summary; flags of first occurrences as a tagged output."""
 
     FLAGS = "flags"
 
-    def __init__(self, state: ExactDedupState, generation: int, out_uri: str | None):
+    def __init__(self, state: ExactDedupState, generation: int):
         self.state = state
         self.generation = generation
+
+    def setup(self):
+        self.partitions = Metrics.counter(NAMESPACE, "partitions_processed")
+        self.seen_before = Metrics.counter(NAMESPACE, "seen_in_earlier_runs")
+
+    def process(self, element):
+        index, firsts = element
+        bloom = self.state.partition(index)
+        run_keys = seen_before = 0
+        # streams: flags are emitted during the query pass, the keys inserted after it (query_then_insert)
+        for doc, flag in query_then_insert(firsts, bloom):
+            run_keys += 1
+            seen_before += flag
+            yield beam.pvalue.TaggedOutput(self.FLAGS, (doc, flag))
+        rel_path = self.state.save_partition(index, bloom, self.generation)
+        self.partitions.inc()
+        self.seen_before.inc(seen_before)
+        stats = bloom.stats() | {"partition": index, "run_keys": run_keys, "seen_before": seen_before}
+        yield {"partition": index, "rel_path": rel_path, "stats": stats}
+
+
+class WriteShardResults(beam.DoFn):
+    """(source shard id, flags) -> that file's two result files; emits its counts for the summary."""
+
+    def __init__(self, out_uri: str):
         self.out_uri = out_uri
 
     def setup(self):
         self.documents = Metrics.counter(NAMESPACE, "documents")
         self.duplicates = Metrics.counter(NAMESPACE, "duplicates")
-        self.partitions = Metrics.counter(NAMESPACE, "partitions_processed")
 
     def process(self, element):
-        index, docs = element
-        result = dedup_partition(index, docs, self.state, self.generation)
-        if self.out_uri is not None:
-            write_partition_outputs(self.out_uri, index, self.state.num_partitions, result.flags)
-        per_snapshot: dict[str, list[int]] = {}
-        for doc, flag in result.flags:
-            counts = per_snapshot.setdefault(doc.snapshot, [0, 0])
-            counts[0] += 1
-            counts[1] += int(flag)
-        self.documents.inc(result.stats["documents"])
-        self.duplicates.inc(result.stats["duplicates"])
-        self.partitions.inc()
-        yield {"partition": index, "rel_path": result.rel_path, "stats": result.stats, "per_snapshot": per_snapshot}
-        for doc, flag in result.flags:
-            yield beam.pvalue.TaggedOutput(self.FLAGS, (doc, flag))
+        shard_id, flags = element
+        counts = write_shard_outputs(self.out_uri, shard_id, flags)
+        self.documents.inc(counts["documents"])
+        self.duplicates.inc(counts["duplicates"])
+        yield counts
 
 
-def summarize(partition_results: Iterable[dict], state: ExactDedupState) -> dict:
-    """Run summary from the partitions' results: per-snapshot counts and memory per partition."""
-    results = sorted(partition_results, key=lambda r: r["partition"])
-    per_snapshot: dict[str, list[int]] = {}
-    for r in results:
-        for snapshot, (docs, dups) in r["per_snapshot"].items():
-            counts = per_snapshot.setdefault(snapshot, [0, 0])
-            counts[0] += docs
-            counts[1] += dups
-    stats = [r["stats"] for r in results]
+def merge_counts(counts: Iterable[dict]) -> dict[str, dict[str, int]]:
+    """Per-snapshot documents and duplicates from the per-file counts."""
+    per_snapshot: dict[str, dict[str, int]] = {}
+    for c in counts:
+        entry = per_snapshot.setdefault(c["snapshot"], {"documents": 0, "duplicates": 0})
+        entry["documents"] += c["documents"]
+        entry["duplicates"] += c["duplicates"]
+    return dict(sorted(per_snapshot.items()))
+
+
+def summarize(partition_results: Iterable[dict], per_snapshot: dict, state: ExactDedupState) -> dict:
+    """Run summary: per-snapshot counts, and memory per partition against the optimum."""
+    stats = [r["stats"] for r in sorted(partition_results, key=lambda r: r["partition"])]
     return {
-        "documents": sum(s["documents"] for s in stats),
-        "duplicates": sum(s["duplicates"] for s in stats),
-        "per_snapshot": {k: {"documents": v[0], "duplicates": v[1]} for k, v in sorted(per_snapshot.items())},
+        "documents": sum(v["documents"] for v in per_snapshot.values()),
+        "duplicates": sum(v["duplicates"] for v in per_snapshot.values()),
+        "per_snapshot": per_snapshot,
+        "distinct_keys": sum(s["run_keys"] for s in stats),
+        "seen_in_earlier_runs": sum(s["seen_before"] for s in stats),
         "num_partitions": state.num_partitions,
         "partitions_processed": len(stats),
         "capacity_per_partition": state.capacity_per_partition,
@@ -116,34 +161,39 @@ def summarize(partition_results: Iterable[dict], state: ExactDedupState) -> dict
     }
 
 
+def commit_and_summarize(
+    partition_results: list[dict], per_snapshot: dict, state: ExactDedupState, generation: int, out_uri: str | None
+) -> dict:
+    """Point the state manifest at the run's partition files (the commit) and write the run summary."""
+    summary = summarize(partition_results, per_snapshot, state)
+    state.commit(generation, {r["partition"]: r["rel_path"] for r in partition_results}, per_snapshot.keys())
+    summary["state_generation"] = generation
+    summary["state_snapshots"] = state.snapshots
+    if out_uri is not None:
+        data = json.dumps(summary, indent=1, sort_keys=True).encode("utf-8")
+        write_bytes(f"{out_uri.rstrip('/')}/{DUPLICATES_DATASET}/{SUMMARY_NAME}", data)
+    return summary
+
+
 class CommitState(beam.DoFn):
-    """After every partition: point the state manifest at the new files and write the run summary."""
+    """After every partition and every output file: commit the state, write the run summary."""
 
     def __init__(self, state: ExactDedupState, generation: int, out_uri: str | None):
         self.state = state
         self.generation = generation
         self.out_uri = out_uri
 
-    def process(self, partition_results: list[dict]):
-        summary = summarize(partition_results, self.state)
-        self.state.commit(
-            self.generation,
-            {r["partition"]: r["rel_path"] for r in partition_results},
-            summary["per_snapshot"].keys(),
-        )
-        summary["state_generation"] = self.generation
-        summary["state_snapshots"] = self.state.snapshots
-        if self.out_uri is not None:
-            data = json.dumps(summary, indent=1, sort_keys=True).encode("utf-8")
-            write_bytes(f"{self.out_uri.rstrip('/')}/{DUPLICATES_DATASET}/{SUMMARY_NAME}", data)
-        yield summary
+    def process(self, partition_results: list[dict], file_counts: list[dict]):
+        yield commit_and_summarize(partition_results, merge_counts(file_counts), self.state, self.generation,
+                                   self.out_uri)
 
 
 class ExactDedup(beam.PTransform):
     """Flag exact duplicates across snapshots: PCollection[record dict] -> PCollection[(KeyedDoc, bool)].
 
     ``state`` is opened (or created) by the caller before the pipeline is built, so every worker sees the
-    same settings and generation. The summary PCollection is available as ``self.summary`` after apply.
+    same settings and generation. With ``out_uri`` the results are written beside the documents and a
+    summary is committed; ``self.summary`` is then the one-element summary PCollection.
     """
 
     def __init__(self, state: ExactDedupState, out_uri: str | None = None):
@@ -154,21 +204,43 @@ class ExactDedup(beam.PTransform):
         self.summary = None
 
     def expand(self, records):
-        results = (
+        split = (
             records
-            | "KeyByPartition" >> beam.ParDo(KeyByPartition(self.state.key_mode, self.state.num_partitions))
+            | "KeyDocs" >> beam.ParDo(KeyDocs(self.state.key_mode))
+            | "GroupByKey" >> beam.GroupByKey()
+            | "SplitFirstOccurrence"
+            >> beam.ParDo(SplitFirstOccurrence(self.state.num_partitions)).with_outputs(
+                SplitFirstOccurrence.LATER, main="firsts"
+            )
+        )
+        partitions = (
+            split.firsts
             | "GroupByPartition" >> beam.GroupByKey()
             | "DedupPartition"
-            >> beam.ParDo(DedupPartition(self.state, self.generation, self.out_uri)).with_outputs(
+            >> beam.ParDo(DedupPartition(self.state, self.generation)).with_outputs(
                 DedupPartition.FLAGS, main="partitions"
             )
         )
+        flags = (split[SplitFirstOccurrence.LATER], partitions[DedupPartition.FLAGS]) | "AllFlags" >> beam.Flatten()
+        if self.out_uri is None:
+            file_counts = flags | "NoFiles" >> beam.FlatMap(lambda _: [])
+        else:
+            file_counts = (
+                flags
+                | "KeyBySourceFile" >> beam.Map(lambda item: (shard_id_of(item[0].doc_id), item))
+                | "GroupBySourceFile" >> beam.GroupByKey()
+                | "WriteShardResults" >> beam.ParDo(WriteShardResults(self.out_uri))
+            )
         self.summary = (
-            results.partitions
+            partitions.partitions
             | "CollectPartitions" >> beam.combiners.ToList()
-            | "CommitState" >> beam.ParDo(CommitState(self.state, self.generation, self.out_uri))
+            | "CommitState"
+            >> beam.ParDo(
+                CommitState(self.state, self.generation, self.out_uri),
+                beam.pvalue.AsSingleton(file_counts | "CollectCounts" >> beam.combiners.ToList()),
+            )
         )
-        return results[DedupPartition.FLAGS]
+        return flags
 
 
 def flags_to_rows(item: tuple[KeyedDoc, bool]) -> dict:

@@ -6,11 +6,13 @@ Data flow (ARCHITECTURE.md, "fuzzy dedup")::
               ─► R × [large-star, small-star] (Kiveris et al. 2014) ─► node → component minimum
               ─► join with (id, shard_id) ─► clusters (RPv2 schema + is_representative) and per-document flags
 
-Nothing here holds a list per key: band groups and node neighbourhoods are reduced with ``min``
-combiners, then streamed once through a CoGroupByKey against that single value (lazily paged on
-Dataflow), so one band shared by millions of boilerplate pages costs no worker more than a counter.
+No step holds a list per band or per node: band groups and node neighbourhoods are reduced with
+``min`` combiners, then streamed once through a CoGroupByKey against that single value (lazily paged
+on Dataflow), so a band shared by millions of boilerplate pages costs a worker one value, not a
+list, and gives one edge per member, not all pairs. The only grouping that materializes rows is the
+writer's, one output file (one input shard) at a time.
 
-Iteration: Beam graphs have no loops. :class:`ConnectedComponents` unrolls a fixed number of rounds
+Iteration: Beam graphs have no loops. :class:`StarRounds` unrolls a fixed number of rounds
 and counts, per round, the edges a step moved (``cc_round_<i>_moves``); a round with 0 moves proves
 convergence (see ``dedup/components.py``), later rounds are then no-ops. ``rpv2 dedup fuzzy --engine
 beam`` (:func:`run_beam`) runs passes of ``rounds_per_pass`` rounds as successive pipelines that write
@@ -109,7 +111,8 @@ def document_files(in_dir: str) -> list[str]:
 
 
 def read_dedup_columns(source: Any, threshold: float) -> pa.Table:
-    """id, id_int, shard_id and the threshold's band column of one documents file.
+    """id, id_int, shard_id and the threshold's band column of one documents file (a seekable file
+    object: only these columns' pages are read, never the text).
 
     id_int and shard_id are derived from id (RPv2's rules) where a file lacks them.
     """
@@ -121,8 +124,12 @@ def read_dedup_columns(source: Any, threshold: float) -> pa.Table:
     wanted = [c for c in ("id", "id_int", "shard_id", column) if c in names]
     table = parquet.read(columns=wanted)
     ids = table.column("id").to_pylist()
-    if "id_int" not in names:
-        table = table.append_column("id_int", pa.array([None if i is None else id_int_of(i) for i in ids], pa.uint64()))
+    if "id_int" not in names or table.column("id_int").null_count:
+        given = table.column("id_int").to_pylist() if "id_int" in names else [None] * len(ids)
+        derived = [g if g is not None or i is None else id_int_of(i) for g, i in zip(given, ids, strict=True)]
+        if "id_int" in names:
+            table = table.drop_columns(["id_int"])
+        table = table.append_column("id_int", pa.array(derived, pa.uint64()))
     if "shard_id" not in names:
         table = table.append_column("shard_id", pa.array([None if i is None else shard_id_of(i) for i in ids]))
     if column not in names:
@@ -195,13 +202,13 @@ class _ReadDedupColumns(beam.DoFn):
         self._column = signature_column(threshold)
         self._bad_files = Metrics.counter(NAMESPACE, "unreadable_files")
 
-    def process(self, readable: Any) -> Iterator[dict[str, Any]]:
+    def process(self, metadata: Any) -> Iterator[dict[str, Any]]:
         try:
-            with readable.open() as handle:
-                table = read_dedup_columns(pa.BufferReader(handle.read()), self._threshold)
+            with FileSystems.open(metadata.path, compression_type="uncompressed") as handle:
+                table = read_dedup_columns(handle, self._threshold)
         except Exception as exc:  # a corrupt file must not stop the job
             self._bad_files.inc()
-            log.error("fuzzy dedup: cannot read %s: %s", readable.metadata.path, exc)
+            log.error("fuzzy dedup: cannot read %s: %s", metadata.path, exc)
             return
         for row in table.to_pylist():
             row["bands"] = row.pop(self._column)
@@ -256,8 +263,6 @@ def _band_star(grouped: tuple[bytes, Mapping[str, Iterable[int]]]) -> Iterator[t
             yield v, m
 
 
-@beam.typehints.with_input_types(tuple[int, int])
-@beam.typehints.with_output_types(tuple[int, int])
 class LshStarEdges(beam.PTransform):
     """(band key, node) -> distinct canonical edges (member, band minimum), member > minimum.
 
@@ -322,8 +327,8 @@ class StarRound(beam.PTransform):
             {"min": neighbourhood_min, "rest": larger}
             | "JoinLarge" >> beam.CoGroupByKey()
             | "LargeStar" >> beam.ParDo(_Step("large_star", self._round))
-            | "DistinctLarge" >> beam.Distinct()
-        )
+        )  # no Distinct here: small-star's min and its emitted edges do not change with repeats, and
+        # DistinctSmall below removes them, saving one shuffle per round
         smaller_min = after_large | "SmallerMin" >> beam.CombinePerKey(min)
         return (
             {"min": smaller_min, "rest": after_large}
@@ -462,7 +467,6 @@ class ReadDedupDocuments(beam.PTransform):
             pbegin
             | "Files" >> beam.Create(self._files)
             | "Match" >> fileio.MatchAll()
-            | "Open" >> fileio.ReadMatches()
             | "ReadColumns" >> beam.ParDo(_ReadDedupColumns(self._threshold))
         )
 
@@ -487,6 +491,15 @@ def _counters(result: Any) -> dict[str, int]:
         value = c.committed if c.committed is not None else c.attempted
         out[c.key.metric.name] = out.get(c.key.metric.name, 0) + int(value or 0)
     return out
+
+
+def converged(result: Any, rounds: int = DEFAULT_ROUNDS, first_round: int = 0) -> bool:
+    """Whether the :class:`StarRounds` of a finished pipeline converged: its last round moved no edge.
+
+    For ``rpv2 run`` with :class:`FuzzyDedup` at its end: if False, the clusters are not final; rerun
+    ``rpv2 dedup fuzzy --engine beam`` (which loops until convergence) or raise ``rounds``.
+    """
+    return _counters(result).get(f"cc_round_{first_round + rounds - 1:03d}_moves", 0) == 0
 
 
 def _clear(paths: Iterable[str]) -> None:
@@ -649,8 +662,8 @@ def run_local(in_dir: str, out_dir: str, threshold: float) -> dict[str, int]:
     tables = []
     for path in files:
         try:
-            with FileSystems.open(path) as handle:
-                table = read_dedup_columns(pa.BufferReader(handle.read()), threshold)
+            with FileSystems.open(path, compression_type="uncompressed") as handle:
+                table = read_dedup_columns(handle, threshold)
         except Exception as exc:
             counters["unreadable_files"] += 1
             log.error("fuzzy dedup: cannot read %s: %s", path, exc)

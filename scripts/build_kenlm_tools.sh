@@ -27,7 +27,9 @@ log() { echo "[build_kenlm_tools] $*" >&2; }
 tool_works() {
     local exe="$1"
     [[ -x "$exe" ]] || return 1
-    "$exe" --help 2>&1 | grep -qiE "usage|options|KenLM" 
+    local out
+    out="$("$exe" --help 2>&1 || true)"  # captured first: `| grep -q` would SIGPIPE it under pipefail
+    grep -qiE "usage|options|kenlm" <<<"$out"
 }
 
 if tool_works "$BIN_DIR/lmplz" && tool_works "$BIN_DIR/build_binary"; then

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from signals.document import Document
-from signals.word_lists import WordLists
+from signals.repetition import NgramTable, ngram_table
+from signals.word_lists import BadWords, WordLists
 
 PRECISION = 8  # RPv2 core.constants.PRECISION
 
@@ -47,7 +50,27 @@ def rps_doc_ldnoobw_words(doc: Document, lists: WordLists) -> Spans:
         return [(0, len(doc), None)]
     if not doc.normalized_content:
         return [(0, len(doc), 0.0)]
-    return [(0, len(doc), float(bad_words.count(doc.normalized_words)))]
+    return [(0, len(doc), float(count_bad_words(bad_words, ngram_table(doc))))]
+
+
+def count_bad_words(bad_words: BadWords, table: NgramTable) -> int:
+    """``bad_words.count(words)`` using the document's word table: single-word entries are looked up
+    once per distinct word (times its count), multi-word entries only where their first word occurs."""
+    vocab = table.first_position
+    counts = table.first_counts
+    num = sum(int(counts[vocab[w]]) for w in bad_words.unigrams.intersection(vocab))
+    present = bad_words.first_words.intersection(vocab)
+    if not present:
+        return num
+    words = table.words
+    num_words = len(words)
+    starts = np.flatnonzero(np.isin(table.word_ids, [vocab[w] for w in present])).tolist()
+    entries = bad_words.entries
+    for n, first_words in bad_words.multi.items():
+        for i in starts:
+            if i + n <= num_words and words[i] in first_words and " ".join(words[i : i + n]) in entries:
+                num += 1
+    return num
 
 
 def rps_doc_stop_word_fraction(doc: Document, lists: WordLists) -> Spans:

@@ -34,6 +34,19 @@ _BULLETS = (
     "\u2013",  # en dash
 )
 
+def _ascii_delete_table(keep: str) -> bytes:
+    return bytes(b for b in range(128) if chr(b) not in keep)
+
+
+# ASCII bytes that are not "\n" and fail the predicate: deleting them leaves, per line, the characters to count
+_ASCII_NOT_UPPER = _ascii_delete_table("\n" + "".join(chr(b) for b in range(128) if chr(b).isupper()))
+
+
+def ascii_counts_per_line(text: str, delete: bytes, num_lines: int) -> list[int]:
+    """Per "\n"-separated piece of an ASCII ``text``, how many bytes survive deleting ``delete``."""
+    return list(map(len, text.encode("ascii").translate(None, delete).split(b"\n")[:num_lines]))
+
+
 def count_per_segment(
     points: np.ndarray, predicate: str, seg_starts: list[int], seg_ends: list[int]
 ) -> list[int]:
@@ -46,18 +59,67 @@ def count_per_segment(
     return (prefix[seg_ends] - prefix[seg_starts]).tolist()
 
 
+def _prefix(flags: np.ndarray) -> np.ndarray:
+    prefix = np.zeros(len(flags) + 1, dtype=np.int64)
+    np.cumsum(flags, out=prefix[1:])
+    return prefix
+
+
+def normalized_line_stats(doc: Document) -> tuple[list[int], list[int], list[int]]:
+    """Per line: the number of words, the length and the ``str.isnumeric`` characters of RPv2's
+    normalized line (``normalize(line)``), without building the line strings.
+
+    A normalized line is ``" ".join(piece.split())`` of the line's piece of the lower-cased NFD text
+    (text_normalization explains why), so its words are the maximal runs of non-whitespace
+    (``str.isspace``) characters of the piece, its length is their characters plus one space between
+    consecutive words, and its numeric characters are the piece's (whitespace is never numeric). All
+    three come from prefix sums over the piece boundaries, for every line at once.
+    """
+    return doc.cached("lines.normalized_stats", _normalized_line_stats)
+
+
+def _normalized_line_stats(doc: Document) -> tuple[list[int], list[int], list[int]]:
+    num_lines = len(doc.raw_line_texts)
+    if num_lines == 0:
+        return [], [], []
+    points = code_points(doc.lowered_nfd)
+    size = len(points)
+    newlines = np.flatnonzero(points == 10)
+    starts = np.empty(len(newlines) + 1, dtype=np.int64)
+    starts[0] = 0
+    starts[1:] = newlines + 1
+    ends = np.empty_like(starts)
+    ends[:-1] = newlines
+    ends[-1] = size
+    starts, ends = starts[:num_lines], ends[:num_lines]
+    space = char_table("isspace")[points]
+    word_start = ~space
+    word_start[1:] &= space[:-1]
+    words = _prefix(word_start)
+    words = words[ends] - words[starts]
+    chars = _prefix(space)
+    chars = (ends - starts) - (chars[ends] - chars[starts])
+    lengths = chars + np.maximum(words - 1, 0)
+    numeric = char_table("isnumeric")[points]
+    if numeric.any():
+        numeric_prefix = _prefix(numeric)
+        numeric_counts = (numeric_prefix[ends] - numeric_prefix[starts]).tolist()
+    else:
+        numeric_counts = [0] * num_lines
+    return words.tolist(), lengths.tolist(), numeric_counts
+
+
 def _fractions(counts: list[int], lengths: list[int]) -> list[float]:
     # RPv2: 0.0 for an empty text, else round(count / len(text), 8)
-    return [round(c / n, PRECISION) if n else 0.0 for c, n in zip(counts, lengths, strict=True)]
+    return [round(c / n, PRECISION) if c else 0.0 for c, n in zip(counts, lengths, strict=True)]
 
 
 def rps_lines_javascript_counts(doc: Document) -> Spans:
     """Normalized words equal to 'javascript' per line, as floats (RPv2 RPS_Lines_Javascript_Counts)."""
-    lines = doc.normalized_line_texts
     if "javascript" in doc.normalized_content:
-        scores = [float(line.split().count("javascript")) for line in lines]
+        scores = [float(line.split().count("javascript")) for line in doc.normalized_line_texts]
     else:
-        scores = [0.0] * len(lines)
+        scores = [0.0] * len(doc.raw_line_texts)
     return list(zip(doc.line_starts, doc.line_ends, scores, strict=True))
 
 
@@ -70,42 +132,26 @@ def rps_lines_ending_with_terminal_punctution_mark(doc: Document) -> Spans:
 
 def rps_lines_num_words(doc: Document) -> Spans:
     """Number of normalized words per line, an int (RPv2 RPS_Lines_Num_Words)."""
-    # normalized lines have single spaces between words and none at the ends
-    scores = [line.count(" ") + 1 if line else 0 for line in doc.normalized_line_texts]
-    return list(zip(doc.line_starts, doc.line_ends, scores, strict=True))
+    words, _, _ = normalized_line_stats(doc)
+    return list(zip(doc.line_starts, doc.line_ends, words, strict=True))
 
 
 def rps_lines_uppercase_letter_fraction(doc: Document) -> Spans:
     """Characters with ``str.isupper()`` per raw character of the line, newline included
     (RPv2 RPS_Lines_Uppercase_Letter_Fraction)."""
     starts, ends = doc.line_starts, doc.line_ends
-    counts = count_per_segment(doc.code_points, "isupper", starts, ends)
+    if doc.raw_content.isascii():
+        counts = ascii_counts_per_line(doc.raw_content, _ASCII_NOT_UPPER, len(starts))
+    else:
+        counts = count_per_segment(doc.code_points, "isupper", starts, ends)
     lengths = [e - s for s, e in zip(starts, ends, strict=True)]
     return list(zip(starts, ends, _fractions(counts, lengths), strict=True))
-
-
-def _normalized_numeric_counts(doc: Document) -> list[int]:
-    """``str.isnumeric`` characters of every normalized line.
-
-    Counted on the lower-cased NFD text before whitespace is collapsed: whitespace is never numeric,
-    so the counts equal those of the normalized lines.
-    """
-    text = doc.lowered_nfd
-    pieces = text.split("\n")[: len(doc.raw_line_texts)]
-    seg_ends: list[int] = []
-    pos = 0
-    for piece in pieces:
-        seg_ends.append(pos + len(piece))
-        pos += len(piece) + 1
-    seg_starts = [e - len(p) for e, p in zip(seg_ends, pieces, strict=True)]
-    return count_per_segment(code_points(text), "isnumeric", seg_starts, seg_ends)
 
 
 def rps_lines_numerical_chars_fraction(doc: Document) -> Spans:
     """Characters with ``str.isnumeric()`` per character of the normalized line (RPv2
     RPS_Lines_Numerical_Chars_Fraction; 0.0 for a line that normalizes to nothing)."""
-    counts = _normalized_numeric_counts(doc)
-    lengths = list(map(len, doc.normalized_line_texts))
+    _, lengths, counts = normalized_line_stats(doc)
     return list(zip(doc.line_starts, doc.line_ends, _fractions(counts, lengths), strict=True))
 
 

@@ -70,21 +70,20 @@ def rps_doc_frac_lines_end_with_ellipsis(doc: Document) -> Spans:
 def count_with_ascii_letter(tokens: tuple[str, ...]) -> int:
     """How many tokens contain a character of [a-zA-Z] (RPv2's ALPH_REGEX search per token).
 
-    One vectorized pass over the concatenated tokens: ASCII-letter flags, prefix sums, and a
-    difference at every token boundary, instead of one regex search per token.
+    Tokens never contain whitespace, so in ``" ".join(tokens)`` every space is a token boundary: the
+    token index of a character is the number of spaces before it, and the answer is the number of
+    distinct token indices among the ASCII letters. One vectorized pass instead of a regex search
+    per token.
     """
     if not tokens:
         return 0
-    points = code_points("".join(tokens))
+    points = code_points(" ".join(tokens))
     # (cp | 0x20) maps A-Z onto a-z; unsigned subtraction wraps everything below "a" to large values
     letters = ((points | 0x20) - 97).astype(np.uint32, copy=False) < 26
-    prefix = np.zeros(len(points) + 1, dtype=np.int64)
-    np.cumsum(letters, out=prefix[1:])
-    ends = np.cumsum(np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens)))
-    starts = np.empty_like(ends)
-    starts[0] = 0
-    starts[1:] = ends[:-1]
-    return int(np.count_nonzero(prefix[ends] > prefix[starts]))
+    token_index = np.cumsum(points == 32)[letters]
+    if len(token_index) == 0:
+        return 0
+    return int(np.count_nonzero(token_index[1:] != token_index[:-1])) + 1
 
 
 def rps_doc_frac_no_alph_words(doc: Document) -> Spans:
@@ -107,20 +106,23 @@ def rps_doc_frac_unique_words(doc: Document) -> Spans:
 
 def unigram_entropy(doc: Document) -> float | None:
     """RPv2 RPS_Doc_Unigram_Entropy: ``sum(-x / total * log(x / total))`` over the word counts in
-    first-occurrence order (``Counter`` order), summed left to right as Python 3.11's ``sum`` does.
+    first-occurrence order (``Counter`` order), summed left to right from 0 as Python 3.11's ``sum``.
 
     Every term depends only on its count, so each distinct count is evaluated once with
-    ``math.log``; the ordered left-to-right sum is numpy's ``add.accumulate``.
+    ``math.log``; the ordered left-to-right sum is numpy's ``add.accumulate`` (sequential, on every
+    Python version; ``sum`` became compensated in 3.12). Adding the start value 0 last turns the -0.0
+    of a one-word vocabulary into RPv2's 0.0.
     """
     table = ngram_table(doc)
     total = table.num_words
     if total == 0:
         return None
     counts = table.first_counts[table.first_counts > 0]  # word counts in first-occurrence order
-    distinct = np.unique(counts)
-    terms = np.array([-x / total * math.log(x / total) for x in distinct.tolist()], dtype=np.float64)
-    per_word = terms[np.searchsorted(distinct, counts)]
-    entropy = float(np.add.accumulate(per_word)[-1])
+    distinct = set(counts.tolist())
+    terms = np.zeros(max(distinct) + 1, dtype=np.float64)
+    for x in distinct:
+        terms[x] = -x / total * math.log(x / total)
+    entropy = float(np.add.accumulate(terms[counts])[-1]) + 0
     return round(entropy, PRECISION)
 
 

@@ -14,6 +14,8 @@ Counts of repeated n-grams are therefore RPv2's ``Counter`` counts; every other 
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from signals.document import Document
@@ -39,25 +41,33 @@ class RepeatedNgrams:
 
 
 class NgramTable:
-    """Word ids, word lengths and the repeated n-grams (n = 1..MAX_NGRAM) of a document's normalized
-    words; levels are built on first use and kept."""
+    """Word ids and the repeated n-grams (n = 1..MAX_NGRAM) of a document's normalized words; levels
+    are built on first use and kept."""
 
-    def __init__(self, words: tuple[str, ...]) -> None:
+    def __init__(self, words: tuple[str, ...], total_chars: int | None = None) -> None:
         num = self.num_words = len(words)
+        self.words = words
         # word -> position of its first occurrence (later pairs overwrite earlier ones)
         first = dict(zip(reversed(words), range(num - 1, -1, -1), strict=True))
+        self.first_position = first
         self.vocab_size = len(first)
         self.word_ids = np.fromiter(map(first.__getitem__, words), dtype=np.int64, count=num)
-        self.word_lengths = np.fromiter(map(len, words), dtype=np.int64, count=num)
-        self.total_chars = int(self.word_lengths.sum())
+        # sum(len(w) for w in words); the caller knows it from the joined text
+        self.total_chars = sum(map(len, words)) if total_chars is None else total_chars
+        self._word_lengths: np.ndarray | None = None
         # count of each word, indexed by its first position: nonzero entries in Counter order
         self.first_counts = np.bincount(self.word_ids, minlength=num) if num else _EMPTY
         per_position = self.first_counts[self.word_ids]
         positions = np.flatnonzero(per_position > 1)
-        groups = self.word_ids[positions]
         self.levels: dict[int, RepeatedNgrams] = {
-            1: RepeatedNgrams(positions, groups, per_position[positions])
+            1: RepeatedNgrams(positions, self.word_ids[positions], per_position[positions])
         }
+
+    @property
+    def word_lengths(self) -> np.ndarray:
+        if self._word_lengths is None:
+            self._word_lengths = np.fromiter(map(len, self.words), dtype=np.int64, count=self.num_words)
+        return self._word_lengths
 
     def repeated(self, n: int) -> RepeatedNgrams:
         """The repeated n-grams (none when the document has fewer than n + 1 words)."""
@@ -65,25 +75,57 @@ class NgramTable:
         if level is not None:
             return level
         prev = self.repeated(n - 1)
-        # the n-gram at i needs words i .. i + n - 1
-        starts = prev.positions[prev.positions + (n - 1) < self.num_words]
-        if len(starts) < 2:
-            level = RepeatedNgrams(_EMPTY, _EMPTY, _EMPTY)
-        else:
-            prev_groups = prev.groups[: len(starts)]  # positions are ascending: the kept ones lead
-            keys = prev_groups * self.num_words + self.word_ids[starts + (n - 1)]
-            _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
-            inverse = inverse.reshape(-1)
-            per_position = counts[inverse]
-            keep = per_position > 1
-            level = RepeatedNgrams(starts[keep], inverse[keep], per_position[keep])
+        level = self._next_level(prev, n)
         self.levels[n] = level
         return level
+
+    def _next_level(self, prev: RepeatedNgrams, n: int) -> RepeatedNgrams:
+        positions = prev.positions
+        if len(positions) < 2:
+            return RepeatedNgrams(_EMPTY, _EMPTY, _EMPTY)
+        # the n-gram at i repeats only if the (n-1)-grams at i and at i + 1 both repeat
+        repeats = np.zeros(self.num_words + 1, dtype=np.bool_)
+        repeats[positions] = True
+        keep = repeats[positions + 1]
+        starts = positions[keep]
+        if len(starts) < 2:
+            return RepeatedNgrams(_EMPTY, _EMPTY, _EMPTY)
+        keys = prev.groups[keep] * self.num_words + self.word_ids[starts + (n - 1)]
+        if len(keys) <= _SMALL:
+            return _group_small(starts, keys.tolist())
+        _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        inverse = inverse.reshape(-1)
+        per_position = counts[inverse]
+        repeated = per_position > 1
+        return RepeatedNgrams(starts[repeated], inverse[repeated], per_position[repeated])
+
+
+_SMALL = 48  # below this many candidate n-grams, grouping in Python beats np.unique's overhead
+
+
+def _group_small(starts: np.ndarray, keys: list[int]) -> RepeatedNgrams:
+    counts = Counter(keys)
+    kept = [i for i, key in enumerate(keys) if counts[key] > 1]
+    if not kept:
+        return RepeatedNgrams(_EMPTY, _EMPTY, _EMPTY)
+    kept_keys = [keys[i] for i in kept]
+    dense = {key: i for i, key in enumerate(dict.fromkeys(kept_keys))}  # keep group ids below num_words
+    return RepeatedNgrams(
+        starts[kept],
+        np.fromiter(map(dense.__getitem__, kept_keys), dtype=np.int64, count=len(kept_keys)),
+        np.fromiter(map(counts.__getitem__, kept_keys), dtype=np.int64, count=len(kept_keys)),
+    )
 
 
 def ngram_table(doc: Document) -> NgramTable:
     """The document's shared :class:`NgramTable` (computed once, kept in ``doc.cache``)."""
-    return doc.cached("repetition.ngrams", lambda d: NgramTable(d.normalized_words))
+    return doc.cached("repetition.ngrams", _build_table)
+
+
+def _build_table(doc: Document) -> NgramTable:
+    words = doc.normalized_words
+    # words are joined by single spaces in the normalized text
+    return NgramTable(words, len(doc.normalized_content) - len(words) + 1 if words else 0)
 
 
 def frac_chars_top_ngram(doc: Document, n: int) -> float:
@@ -97,7 +139,7 @@ def frac_chars_top_ngram(doc: Document, n: int) -> float:
         return 0.0
     count = int(level.counts.max())
     first = int(level.positions[int(np.argmax(level.counts == count))])
-    chars = int(table.word_lengths[first : first + n].sum())
+    chars = sum(map(len, table.words[first : first + n]))
     return round(chars * count / table.total_chars, PRECISION)
 
 

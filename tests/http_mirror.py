@@ -56,11 +56,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.log.append({"path": self.path, "range": rng, "status": status, "sent": sent})
 
     def _simple(self, status: int, body: bytes, rng: str | None, content_type: str = "text/plain") -> None:
+        self._record(status, rng, len(body))  # before answering: the client may act on it at once
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self._record(status, rng, len(body))  # before the body: the client may act on it at once
         self.wfile.write(body)
 
     def do_GET(self) -> None:  # noqa: N802 - http.server API
@@ -89,16 +89,21 @@ class _Handler(BaseHTTPRequestHandler):
         if rng:
             m = re.fullmatch(r"bytes=(\d+)-(\d*)", rng.strip())
             if not m or int(m.group(1)) >= total:
+                self._record(416, rng, 0)
                 self.send_response(416)
                 self.send_header("Content-Range", f"bytes */{total}")
                 self.send_header("Content-Length", "0")
-                self._record(416, rng, 0)
                 self.end_headers()
                 return
             start = int(m.group(1))
             end = min(total, int(m.group(2)) + 1) if m.group(2) else total
             status = 206
         body = data[start:end]
+        cut = None
+        if fault is not None and fault.kind in ("reset", "truncate"):
+            cut = fault.at if isinstance(fault.at, int) else int(len(body) * fault.at)
+            cut = max(0, min(cut, len(body) - 1))
+        self._record(status, rng, len(body) if cut is None else cut)
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Accept-Ranges", "bytes")
@@ -106,10 +111,7 @@ class _Handler(BaseHTTPRequestHandler):
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end - 1}/{total}")
         self.end_headers()
-        if fault is not None and fault.kind in ("reset", "truncate"):
-            cut = fault.at if isinstance(fault.at, int) else int(len(body) * fault.at)
-            cut = max(0, min(cut, len(body) - 1))
-            self._record(status, rng, cut)
+        if cut is not None:
             self.wfile.write(body[:cut])
             self.wfile.flush()
             self.close_connection = True
@@ -119,7 +121,6 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
-        self._record(status, rng, len(body))
         self.wfile.write(body)
 
     def finish(self) -> None:

@@ -247,3 +247,20 @@ def test_random_damage_never_crashes_and_keeps_the_books_balanced(tmp_path, comp
         assert len(got) == report.kept
         if kind != "cut":  # damage costs the records it touches, never the rest of the file
             assert report.kept >= 40 - damaged, (kind, report.to_dict())
+
+
+def test_reports_merge_and_serialise_without_losing_counts(tmp_path):
+    parts = members(make_docs(5))
+    parts[2] = b"XX" + parts[2][2:]
+    (tmp_path / "a.warc.wet.gz").write_bytes(b"".join(parts))
+    (tmp_path / "b.warc.wet.gz").write_bytes(b"")
+    _, a = read(tmp_path / "a.warc.wet.gz", min_len=10_000)
+    _, b = read(tmp_path / "b.warc.wet.gz")
+    merged = ReadReport.merged([a, b])
+    assert merged.read == a.read + b.read == 5 and merged.is_balanced()
+    assert merged.dropped == a.dropped + b.dropped
+    assert merged.file_failures["empty_file"] == 1
+    assert len(merged.failures) == len(a.failures) + len(b.failures)
+    d = merged.to_dict()
+    assert d["read"] == d["kept"] + d["dropped_total"]
+    assert ReadReport.from_dict(d).to_dict() == d

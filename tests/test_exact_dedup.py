@@ -24,24 +24,17 @@ from dedup.exact import (
     ExactDedupState,
     KeyedDoc,
     keyed_doc,
+    output_rel_path,
     processing_order,
     run_exact_dedup,
     text_sha1,
 )
 from pipeline.cli import main as rpv2
 from pipeline.document_ids import document_id, document_id_int
+from pipeline.output_schema import MINHASH_THRESHOLDS, document_schema
 
-
-DOCUMENT_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("id_int", pa.uint64()),
-        ("digest", pa.string()),
-        ("raw_content", pa.string()),
-        ("language", pa.string()),
-        ("bucket", pa.string()),
-    ]
-)
+# the pipeline's documents schema (ARCHITECTURE.md output contract), with the MinHash columns
+DOCUMENT_SCHEMA = document_schema(minhash_thresholds=MINHASH_THRESHOLDS)
 
 
 def ccnet_digest(text: str) -> str:
@@ -77,6 +70,7 @@ def build_dataset(root: Path, snapshots: dict[str, list[str]], shards: int = 2) 
                 doc_id = document_id(snapshot, shard, "en", bucket, row)
                 rows.append(
                     {
+                        "shard_id": doc_id.rpartition("/")[0],
                         "id": doc_id,
                         "id_int": document_id_int(doc_id),
                         "digest": ccnet_digest(text),
@@ -128,20 +122,33 @@ def read_flags(out: Path) -> dict[str, bool]:
     return dict(zip(table.column("id").to_pylist(), table.column("is_duplicate_exact").to_pylist(), strict=True))
 
 
-def test_core_has_no_false_negatives_against_brute_force(three_snapshots):
+def test_core_within_one_run_equals_brute_force_exactly(three_snapshots):
     _, rows = three_snapshots
     state = ExactDedupState.create(None, num_partitions=8, expected_count=4 * len(rows))
     flags, stats, counts = run_exact_dedup(rows, state)
     ours = {doc.doc_id: flag for doc, flag in flags}
     expected = brute_force_flags(rows)
-    false_negatives = [i for i, f in expected.items() if f and not ours[i]]
-    false_positives = [i for i, f in expected.items() if not f and ours[i]]
-    print(f"exact dedup: {counts.documents} docs, {counts.duplicates} flagged, brute force "
-          f"{sum(expected.values())}; false negatives {len(false_negatives)}, false positives {len(false_positives)}")
-    assert not false_negatives
-    assert len(false_positives) <= 0.01 * len(rows)
+    print(f"exact dedup: {counts.documents} docs, {counts.duplicates} flagged, brute force {sum(expected.values())}")
+    # inside a run the keep-first rule is applied by grouping on the key: no false negative and no
+    # false positive (the Bloom filter only answers for keys of earlier runs)
+    assert ours == expected
     assert counts.documents == len(rows) and counts.bad_records == 0
-    assert sum(s["documents"] for s in stats) == len(rows)
+    assert sum(s["run_keys"] for s in stats) == len({r["digest"] for r in rows})
+
+
+def test_flags_do_not_depend_on_input_order(three_snapshots, tmp_path):
+    _, rows = three_snapshots
+    earlier = [r for r in rows if r["id"].startswith("2023-06")]
+    later = [r for r in rows if not r["id"].startswith("2023-06")]
+    results = []
+    for seed in (1, 2, 3):
+        state_dir = str(tmp_path / f"state{seed}")
+        run_exact_dedup(earlier, ExactDedupState.open_or_create(state_dir, 4, 2000, 0.01, "digest"))
+        shuffled = later[:]
+        random.Random(seed).shuffle(shuffled)
+        state = ExactDedupState.open_or_create(state_dir, 4, 2000, 0.01, "digest")
+        results.append({d.doc_id: f for d, f in run_exact_dedup(shuffled, state)[0]})
+    assert results[0] == results[1] == results[2]
 
 
 def test_newest_snapshot_kept_then_lowest_shard_and_row():
@@ -197,10 +204,14 @@ def test_bad_records_are_counted_not_fatal():
         {"id": None, "digest": "sha1:Y"},
         {"id": document_id("2023-06", 0, "en", "head", 1), "digest": None},
         {"id": "no-snapshot-here/1", "digest": "sha1:Z"},
+        {"id": document_id("2023-06", 0, "en", "head", 2), "id_int": "not a number", "digest": "sha1:W"},
     ]
     flags, _, counts = run_exact_dedup(rows, ExactDedupState.create(None, 2, 10))
     assert [d.doc_id for d, _ in flags] == [good]
-    assert counts.bad_reasons == {"missing_id": 1, "missing_digest": 1, "no_snapshot_in_id": 1}
+    assert counts.bad_reasons == {"missing_id": 1, "missing_digest": 1, "no_snapshot_in_id": 1, "bad_id_int": 1}
+    text_rows = [{"id": good, "digest": "sha1:X", "raw_content": b"bytes, not text"}]
+    _, _, counts = run_exact_dedup(text_rows, ExactDedupState.create(None, 2, 10, key_mode="text-sha1"), "text-sha1")
+    assert counts.bad_reasons == {"missing_raw_content": 1}
 
 
 def test_state_flags_documents_seen_in_earlier_runs(three_snapshots, tmp_path):
@@ -231,11 +242,10 @@ def test_cli_beam_direct_runner_matches_core_and_brute_force(three_snapshots, tm
     assert "exact dedup" in printed and "memory per partition" in printed
     assert rpv2(["dedup", "exact", str(root), "--output", str(out_local), "--engine", "local", *common]) == 0
     beam_flags, local_flags = read_flags(out_beam), read_flags(out_local)
-    assert beam_flags == local_flags
-    expected = brute_force_flags(rows)
-    assert set(beam_flags) == set(expected)
-    assert all(beam_flags[i] for i, f in expected.items() if f)
-    # RPv2's duplicates schema holds exactly the flagged documents
+    assert beam_flags == local_flags == brute_force_flags(rows)
+    # results mirror the documents layout, file by file; RPv2's duplicates schema holds the flagged ones
+    sources = sorted(p.relative_to(root / "documents") for p in (root / "documents").rglob("*.parquet"))
+    assert sorted(p.relative_to(out_beam / "is_duplicate_exact") for p in (out_beam / "is_duplicate_exact").rglob("*.parquet")) == sources
     dups = pq.read_table(out_beam / "duplicates_exact")
     assert dups.schema.names[:3] == ["shard_id", "doc_id", "digest"]
     assert sorted(dups.column("doc_id").to_pylist()) == sorted(i for i, f in beam_flags.items() if f)
@@ -268,3 +278,33 @@ def test_beam_multiprocess_direct_runner_gives_the_same_flags(three_snapshots, t
     assert rpv2(args) == 0
     reference = {d.doc_id: f for d, f in run_exact_dedup(rows, ExactDedupState.create(None, 4, 2000))[0]}
     assert read_flags(out) == reference
+
+
+def test_beam_state_across_runs_flags_earlier_snapshots_and_counts_bad_files(tmp_path, capsys):
+    pool = real_texts()[:120]
+    old_run, new_run = tmp_path / "run-2023-06", tmp_path / "run-2023-14"
+    old_rows = build_dataset(old_run, {"2023-06": snapshot_texts(11, 80, pool)})
+    new_rows = build_dataset(new_run, {"2023-14": snapshot_texts(12, 80, pool)})
+    corrupt = new_run / "documents" / "snapshot=2023-14" / "language=en" / "bucket=head" / "0009.parquet"
+    corrupt.write_bytes(b"PAR1 this is not parquet")
+    state = str(tmp_path / "state")
+    common = ["--state", state, "--partitions", "4", "--expected-count", "1000"]
+    assert rpv2(["dedup", "exact", str(old_run), *common]) == 0
+    assert rpv2(["dedup", "exact", str(new_run), *common]) == 0
+    assert "bad_files=1" in capsys.readouterr().out
+    seen: set[str] = set()
+    brute_force_flags(old_rows, seen=seen)
+    expected = brute_force_flags(new_rows, seen=seen)
+    flags = read_flags(new_run)
+    assert set(flags) == set(expected)
+    assert all(flags[i] for i, f in expected.items() if f)  # seen in the earlier run's snapshot -> flagged
+    assert sum(expected.values()) > sum(brute_force_flags(new_rows).values())  # cross-run hits happened
+    assert ExactDedupState.load(state).snapshots == ["2023-14", "2023-06"]
+
+
+def test_results_mirror_the_documents_layout():
+    assert output_rel_path("is_duplicate_exact", "2023-06/0007/pt_br_middle.json.gz") == (
+        "is_duplicate_exact/snapshot=2023-06/language=pt_br/bucket=middle/0007.parquet"
+    )
+    other = output_rel_path("duplicates_exact", "2023-06/custom-source")
+    assert other.startswith("duplicates_exact/snapshot=2023-06/other/") and other.endswith(".parquet")

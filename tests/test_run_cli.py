@@ -73,3 +73,25 @@ def test_console_script_runs_as_a_subprocess(tmp_path):
     summary = json.loads((out / "_run_summary.json").read_text())
     assert summary["run"]["languages"] == "all"
     assert "language_not_kept" not in summary["documents"]["dropped_by_reason"]
+
+
+def test_no_arguments_runs_the_embedded_sample_offline(tmp_path):
+    import os
+
+    env = {**os.environ, "RPV2_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "EMBEDDED SAMPLE" in result.stderr
+    assert "read == kept + sum(dropped): ok" in result.stdout
+    output = tmp_path / "rpv2-output"
+    summary = json.loads((output / "_run_summary.json").read_text())
+    assert summary["run"]["embedded_sample"] is True
+    dropped = summary["documents"]["dropped_by_reason"]
+    assert dropped["too_short"] > 0 and dropped["language_not_kept"] > 0 and dropped["empty_after_line_dedup"] >= 0
+    buckets = {b for per_lang in summary["kept_by_language_bucket"].values() for b in per_lang}
+    assert {"head", "middle", "tail"} <= buckets
+    table = ds.dataset(output / "documents", format="parquet", partitioning="hive").to_table()
+    assert table.num_rows == summary["documents"]["kept"]
+    assert set(table.column("language").to_pylist()) <= {"en", "de", "fr", "es", "it"}

@@ -159,3 +159,18 @@ def test_a_missing_file_is_reported_and_the_shard_goes_on(mirror, tmp_path):
     assert stats.documents_read == 36
     assert [f["reason"] for f in stats.failures] == ["file_not_found"]
     assert stats.events["file_failure_file_not_found"] == 1
+
+
+def test_warc_input_real_commoncrawl_html_through_the_stage(tmp_path):
+    # Real CommonCrawl WARC excerpt (16 HTML responses, multilingual), extracted with resiliparse.
+    from conftest import shared_path
+
+    warc = shared_path("realdata", "warc", "resiliparse_CC-MAIN-2020-34_warcfile.warc.gz")
+    settings = StageSettings(output=str(tmp_path), input_format="warc", languages=None, min_len=100, minhash=False)
+    stats = ShardProcessor(settings).process(ShardTask("CC-MAIN-2020-34", 0, (str(warc),)))
+    assert stats.documents_read == 16
+    stats.check_accounting()
+    assert stats.documents_kept > 0
+    rows = [row for path in sorted(tmp_path.rglob("*.parquet")) for row in pq.read_table(path).to_pylist()]
+    assert len(rows) == stats.documents_kept
+    assert all(row["url"].startswith("http") and row["digest"].startswith("sha1:") for row in rows)

@@ -4,10 +4,11 @@
                      [--partitions P] [--expected-count N] [--error-rate 0.01] [--engine beam|local]
 
 Reads the pipeline's documents dataset (``<dir>/documents/snapshot=*/language=*/bucket=*/*.parquet``),
-writes ``<output>/duplicates_exact/snapshot=<s>/part-*.parquet`` (RPv2's duplicates schema: shard_id,
-doc_id, digest) and ``<output>/is_duplicate_exact/snapshot=<s>/part-*.parquet`` (id, id_int,
-is_duplicate_exact for every document), and with ``--state`` keeps the partitioned Bloom filters so a
-later run on a new snapshot flags documents already seen before.
+writes, per source file and in the same layout, ``<output>/duplicates_exact/snapshot=<s>/language=<l>/
+bucket=<b>/<shard>.parquet`` (RPv2's duplicates schema: shard_id, doc_id, digest; flagged documents) and
+``<output>/is_duplicate_exact/...`` (id, id_int, is_duplicate_exact for every document), plus
+``duplicates_exact/_summary.json``; with ``--state`` it keeps the partitioned Bloom filters so a later
+run on a new snapshot flags documents already seen before.
 """
 
 from __future__ import annotations
@@ -75,6 +76,13 @@ def _input_snapshots(files: list[str]) -> set[str]:
     return found
 
 
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n} B"
+
+
 def _print_summary(summary: dict, out: str) -> None:
     print(f"exact dedup ({summary.get('key_mode')} key, {summary.get('num_partitions')} partitions, "
           f"p={summary.get('error_rate')}):")
@@ -87,7 +95,7 @@ def _print_summary(summary: dict, out: str) -> None:
     if bad:
         print("  bad input (counted, skipped): " + ", ".join(f"{k}={v}" for k, v in sorted(bad.items())))
     if summary.get("partitions_processed"):
-        print(f"  memory per partition: max {summary['max_partition_memory_bytes'] / 2**20:.2f} MiB "
+        print(f"  memory per partition: max {_size(summary['max_partition_memory_bytes'])} "
               f"({summary['max_partition_keys']} keys, capacity {summary['capacity_per_partition']}); "
               f"bits/key {summary['bits_per_key']} vs optimum {summary['optimal_bits_per_key']}")
     if summary.get("overflowed_partitions"):
@@ -129,15 +137,13 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def _run_local(files: list[str], state, out: str) -> dict:
-    """The pure-Python core (dedup/exact.py) on one process, writing the same outputs as Beam."""
+    """The pure-Python core (dedup/exact.py) in one process, writing the same outputs as Beam."""
     import json
-    from collections import defaultdict
 
     from apache_beam.io.filesystems import FileSystems
 
-    from dedup.bloom import partition_of
-    from dedup.exact import DUPLICATES_DATASET, run_exact_dedup, write_bytes, write_partition_outputs
-    from pipeline.exact_dedup import SUMMARY_NAME, read_exact_columns, summarize
+    from dedup.exact import DUPLICATES_DATASET, run_exact_dedup, write_bytes, write_outputs
+    from pipeline.exact_dedup import SUMMARY_NAME, merge_counts, read_exact_columns, summarize
 
     records, bad_files = [], 0
     for path in files:
@@ -147,23 +153,10 @@ def _run_local(files: list[str], state, out: str) -> dict:
         except Exception as exc:  # noqa: BLE001 - counted, the other files go on
             print(f"exact dedup: cannot read {path}: {exc}")
             bad_files += 1
-    generation = state.next_generation
-    flags, stats, counts = run_exact_dedup(records, state)
-    by_partition = defaultdict(list)
-    for doc, flag in flags:
-        by_partition[partition_of(doc.key, state.num_partitions)].append((doc, flag))
-    results = []
-    for stat in stats:
-        index = stat["partition"]
-        write_partition_outputs(out, index, state.num_partitions, by_partition[index])
-        per_snapshot: dict[str, list[int]] = {}
-        for doc, flag in by_partition[index]:
-            c = per_snapshot.setdefault(doc.snapshot, [0, 0])
-            c[0] += 1
-            c[1] += int(flag)
-        results.append({"partition": index, "stats": stat, "per_snapshot": per_snapshot})
-    summary = summarize(results, state)
-    summary["state_generation"] = generation
+    flags, stats, counts = run_exact_dedup(records, state)  # commits the state
+    per_snapshot = merge_counts(write_outputs(out, flags))
+    summary = summarize([{"partition": s["partition"], "stats": s} for s in stats], per_snapshot, state)
+    summary["state_generation"] = state.generation
     summary["state_snapshots"] = state.snapshots
     write_bytes(f"{out.rstrip('/')}/{DUPLICATES_DATASET}/{SUMMARY_NAME}",
                 json.dumps(summary, indent=1, sort_keys=True).encode("utf-8"))

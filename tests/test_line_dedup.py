@@ -1,0 +1,181 @@
+"""CCNet's line dedup within a shard (pipeline/ccnet/line_dedup.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import random
+from collections import Counter
+
+import numpy as np
+import pytest
+from conftest import shared_path
+
+from pipeline.ccnet.line_dedup import (
+    DuplicateLineSet,
+    ShardLineHashes,
+    dedup_document,
+    dedup_shard,
+    line_hashes,
+)
+from pipeline.ccnet.text_normalization import normalize_for_dedup
+
+
+def cc_net_hash(line: str) -> int:
+    """cc_net's str_hash: first 8 bytes of sha1 of the normalized line, as a little-endian uint64."""
+    return int.from_bytes(hashlib.sha1(normalize_for_dedup(line).encode("utf-8")).digest()[:8], "little")
+
+
+def doc(text: str, **extra) -> dict:
+    return {"url": "https://example.com/" + str(len(text)), "title": "A title", "raw_content": text, **extra}
+
+
+def brute_force(docs: list[dict]) -> list[dict]:
+    """The rule spelled out with Python counters: drop lines whose normalized form occurs twice or
+    more in the shard (all occurrences) and lines that normalize to nothing."""
+    counts = Counter(normalize_for_dedup(line) for d in docs for line in d["raw_content"].split("\n"))
+    out = []
+    for d in docs:
+        lines = d["raw_content"].split("\n")
+        ids = [i for i, line in enumerate(lines) if normalize_for_dedup(line) and counts[normalize_for_dedup(line)] == 1]
+        if ids:
+            out.append({"raw_content": "\n".join(lines[i] for i in ids), "line_ids": ids})
+    return out
+
+
+# --- the shard a reader sees: boilerplate repeated across pages ----------------------------------
+NAV = "Home | About us | Contact"
+FOOTER = "© 2023 Example Corp. All rights reserved."
+SHARD = [
+    doc(f"{NAV}\nThe river rose overnight and flooded the lower town.\n\n{FOOTER}"),
+    doc(f"{NAV}\nA new bakery opened on the corner of Elm Street.\nIts bread sells out by noon.\n{FOOTER}"),
+    doc(f"home | about us | contact\nCouncil approves the 2024 budget.\n© 2024 Example Corp. All rights reserved."),
+    doc(f"{NAV}\n{FOOTER}"),
+]
+
+
+def test_lines_seen_twice_in_the_shard_are_removed_everywhere():
+    kept, _ = dedup_shard(SHARD)
+    assert [d["raw_content"] for d in kept] == [
+        "The river rose overnight and flooded the lower town.",
+        "A new bakery opened on the corner of Elm Street.\nIts bread sells out by noon.",
+        "Council approves the 2024 budget.",
+    ]
+
+
+def test_line_ids_nlines_and_length_describe_the_kept_lines():
+    kept, _ = dedup_shard(SHARD)
+    assert [d["line_ids"] for d in kept] == [[1], [1, 2], [1]]
+    assert [d["nlines"] for d in kept] == [1, 2, 1]
+    assert [d["length"] for d in kept] == [len(d["raw_content"]) for d in kept]
+    assert [d["original_nlines"] for d in kept] == [4, 4, 3]
+    assert [d["original_length"] for d in kept] == [len(SHARD[i]["raw_content"]) for i in (0, 1, 2)]
+
+
+def test_other_fields_are_kept_and_the_input_is_not_modified():
+    before = [dict(d) for d in SHARD]
+    kept, _ = dedup_shard(SHARD)
+    assert kept[0]["title"] == "A title" and kept[0]["url"] == SHARD[0]["url"]
+    assert SHARD == before
+
+
+def test_a_document_made_only_of_boilerplate_ends_empty():
+    dups = ShardLineHashes()
+    for d in SHARD:
+        dups.add(d["raw_content"])
+    emptied = dedup_document(SHARD[3], dups.duplicates())
+    assert emptied["nlines"] == 0 and emptied["raw_content"] == "" and emptied["line_ids"] == []
+    assert emptied["length"] == 0
+
+
+def test_a_line_repeated_inside_one_document_is_removed_with_all_its_copies():
+    kept, _ = dedup_shard([doc("Buy now!\nUnique sentence here.\nBuy now!")])
+    assert kept[0]["raw_content"] == "Unique sentence here." and kept[0]["line_ids"] == [1]
+
+
+def test_lines_equal_after_normalization_are_duplicates():
+    # case, digits and unicode punctuation do not make lines different (cc_net's normalize_for_dedup)
+    kept, _ = dedup_shard([doc("Posted on 12/03/2021 «News»\nalpha"), doc("posted on 01/01/1999 News\nbeta")])
+    assert [d["raw_content"] for d in kept] == ["alpha", "beta"]
+
+
+def test_empty_and_whitespace_lines_are_removed_even_once_in_a_shard():
+    kept, _ = dedup_shard([doc("first\n   \n\nsecond\n\t")])
+    assert kept[0]["raw_content"] == "first\nsecond" and kept[0]["line_ids"] == [0, 3]
+
+
+def test_hashes_are_cc_nets_sha1_prefix_as_uint64():
+    lines = ["Hello World", "", "Prix: 25 € «promo»", "日本語のテキスト"]
+    hashes = line_hashes("\n".join(lines))
+    assert hashes.dtype == np.dtype("<u8")
+    assert [int(h) for h in hashes] == [cc_net_hash(line) for line in lines]
+
+
+def test_earlier_line_ids_are_carried_through_as_cc_net_does():
+    d = doc("kept line\ndup line", line_ids=[3, 7])
+    out = dedup_document(d, DuplicateLineSet(line_hashes("dup line")))
+    assert out["line_ids"] == [3]
+
+
+def test_bad_input_does_not_crash():
+    lone_surrogate = "text with a lone surrogate \ud800 inside"
+    kept, _ = dedup_shard([doc(lone_surrogate), {"raw_content": None}, {"url": "no content"}])
+    assert [d["raw_content"] for d in kept] == [lone_surrogate]
+
+
+@pytest.fixture(scope="module")
+def real_shard() -> list[dict]:
+    """Pages cut from real text, with boilerplate lines shared between some pages."""
+    text = shared_path("realdata", "corpora", "botchan_en.txt").read_text(encoding="utf-8").split("\n")
+    rng = random.Random(3)
+    boiler = ["Share this page", "Subscribe to our newsletter", "Page 1 of 12", "Cookies help us deliver our services."]
+    docs = []
+    for start in range(0, len(text) - 40, 35):
+        lines = text[start : start + 40]
+        for _ in range(rng.randrange(3)):
+            lines.insert(rng.randrange(len(lines) + 1), rng.choice(boiler))
+        docs.append(doc("\n".join(lines)))
+    return docs
+
+
+def test_real_shard_matches_the_brute_force_rule(real_shard):
+    kept, dups = dedup_shard(real_shard)
+    expected = brute_force(real_shard)
+    assert [(d["raw_content"], d["line_ids"]) for d in kept] == [(e["raw_content"], e["line_ids"]) for e in expected]
+    assert len(dups) > 0
+
+
+def test_result_does_not_depend_on_buffering_or_on_how_the_shard_is_split(real_shard):
+    whole = ShardLineHashes()
+    for d in real_shard:
+        whole.add(d["raw_content"])
+    tiny_buffer = ShardLineHashes(buffer_size=64)  # compacts many times
+    for d in real_shard:
+        tiny_buffer.add(d["raw_content"])
+    halves = [ShardLineHashes(buffer_size=1000), ShardLineHashes(buffer_size=1000)]
+    for i, d in enumerate(real_shard):
+        halves[i % 2].add(d["raw_content"])
+    merged = halves[1].merge(halves[0])
+    assert whole.duplicates() == tiny_buffer.duplicates() == merged.duplicates()
+    assert merged.n_lines == whole.n_lines and merged.n_docs == whole.n_docs
+
+
+def test_memory_is_eight_bytes_per_distinct_line(real_shard):
+    hashes = ShardLineHashes(buffer_size=256)
+    for d in real_shard:
+        hashes.add(d["raw_content"])
+    distinct = len({normalize_for_dedup(line) for d in real_shard for line in d["raw_content"].split("\n")})
+    assert hashes.n_distinct == distinct
+    assert hashes.nbytes <= 8 * (distinct + 256 + 40)  # compacted arrays + at most one buffer
+
+
+def test_duplicate_set_pickles_for_beam_side_inputs(real_shard):
+    counter = ShardLineHashes()
+    for d in real_shard:
+        counter.add(d["raw_content"])
+    dups = counter.duplicates()
+    again = pickle.loads(pickle.dumps(dups))
+    assert again == dups
+    sample = line_hashes(real_shard[0]["raw_content"])
+    assert np.array_equal(again.contains(sample), dups.contains(sample))
+    assert pickle.loads(pickle.dumps(counter)).duplicates() == dups
