@@ -10,8 +10,9 @@ tests/pipeline_corpus.py):
 
     python benchmarks/bench_pipeline.py --files 8 --docs-per-file 250 [--models-dir DIR] [--artifacts DIR]
 
-Without ``--models-dir`` the sample's models are used if they were built (``rpv2 run``), else documents
-go to bucket "all" (no perplexity), which the table says.
+Without ``--models-dir`` small en/de/fr models are built from the corpus sentences with ``rpv2 models
+build-lm``'s code (needs lmplz) and cutoffs calibrated on the mirror; ``--no-lm`` measures without LMs
+(every document in bucket "all").
 """
 
 from __future__ import annotations
@@ -28,17 +29,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the corpus generator is shared with the integration test
 
 
-def _sample_models() -> tuple[str | None, str | None]:
-    try:
-        from pipeline.commands.run import sample_overrides
-
-        values = sample_overrides()
-        return values.get("models_dir"), values.get("cutoffs")
-    except Exception as exc:  # the sample may not be buildable here; measure without LMs
-        print(f"(no sample models: {exc})", file=sys.stderr)
-        return None, None
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=8)
@@ -46,13 +36,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--models-dir")
     parser.add_argument("--cutoffs")
+    parser.add_argument("--no-lm", action="store_true", help="no perplexity models (bucket all)")
     parser.add_argument("--artifacts", help="RPv2 artifacts dir: include the 45 quality signals")
     parser.add_argument("--no-minhash", action="store_true")
     parser.add_argument("--direct-num-workers", type=int, default=1)
     parser.add_argument("--direct-running-mode", default="in_memory")
     args = parser.parse_args(argv)
+    if args.artifacts and os.environ.get("PYTHONHASHSEED") != "42":
+        # RPv2's DSIR artifacts need PYTHONHASHSEED=42 (as RPv2's Dockerfile); without it the pipeline
+        # moves its work to subprocesses, which would distort the in-process measurement.
+        os.execve(sys.executable, [sys.executable, __file__, *(sys.argv[1:] if argv is None else argv)],
+                  {**os.environ, "PYTHONHASHSEED": "42"})
 
-    from pipeline_corpus import build_corpus_mirror
+    from pipeline_corpus import build_corpus_mirror, build_corpus_models
 
     from pipeline.beam_pipeline import load_stage_cutoffs, run_pipeline
     from pipeline.cc_listing import read_listing, resolve, shard_paths
@@ -60,13 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.shard_processor import ShardProcessor, ShardTask, StageSettings, build_annotators
 
     models_dir, cutoffs = args.models_dir, args.cutoffs
-    if models_dir is None:
-        models_dir, cutoffs = _sample_models()
-
     work = Path(tempfile.mkdtemp(prefix="rpv2-bench-"))
     try:
         mirror = work / "mirror"
-        build_corpus_mirror(mirror, files=args.files, docs_per_file=args.docs_per_file)
+        relpaths = build_corpus_mirror(mirror, files=args.files, docs_per_file=args.docs_per_file)
+        if models_dir is None and not args.no_lm:
+            models_dir, cutoffs = build_corpus_models(work / "models", mirror, relpaths)
         input_bytes = sum(p.stat().st_size for p in mirror.rglob("*.warc.wet.gz"))
         overrides = {
             "snapshot": "2023-06", "base_url": str(mirror), "num_shards": args.shards,

@@ -83,6 +83,7 @@ class ProcessShardFn(beam.DoFn):
     def setup(self) -> None:
         # LID model, LMs and signal artifacts: once per worker, not per shard.
         self.processor = ShardProcessor(self.settings, annotators=build_annotators(self.settings))
+        self.processor.models.load()
 
     def process(self, task: ShardTask) -> Iterator[dict[str, Any]]:
         assert self.processor is not None
@@ -302,6 +303,35 @@ def pin_hash_seed(config: Any, beam_args: list[str], options: Any) -> list[str]:
     return beam_args
 
 
+_DIRECT_RUNNER_NAMES = ("directrunner", "direct", "switchingdirectrunner")
+
+
+def offline_direct_runner(options: Any) -> Any | None:
+    """The runner to use for ``--runner=DirectRunner`` (the default): Beam's FnApiRunner, or None for
+    any other runner.
+
+    Beam 2.77's DirectRunner first tries the Prism runner, which downloads a Go binary from GitHub at run
+    time and, offline, logs the failure and falls back to the FnApiRunner. We go to the FnApiRunner
+    directly (as the DirectRunner does, with the pipeline options in its provision info) so that a run is
+    offline and behaves the same on every machine; it honours --direct_num_workers and
+    --direct_running_mode. ``--runner=PrismRunner`` still selects Prism explicitly.
+    """
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    runner = options.view_as(StandardOptions).runner
+    if runner is not None and runner.lower() not in _DIRECT_RUNNER_NAMES:
+        return None
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    provision_info = fn_runner.ExtendedProvisionInfo(
+        beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
+    )
+    return fn_runner.FnApiRunner(provision_info=provision_info)
+
+
 def run_pipeline(config: Any, beam_args: Sequence[str] = (), *, sample: bool = False) -> dict[str, Any]:
     """Build and run the pipeline for ``config`` (a RunConfig), wait for it, and return the run summary
     (as written to ``_run_summary.json``) with the Beam counters under ``"counters"``."""
@@ -325,8 +355,9 @@ def run_pipeline(config: Any, beam_args: Sequence[str] = (), *, sample: bool = F
     }
     args = config.beam_args(beam_args)
     args = pin_hash_seed(config, args, PipelineOptions(args))
+    options = PipelineOptions(args)
     started_at = time.time()
-    pipeline = beam.Pipeline(options=PipelineOptions(args))
+    pipeline = beam.Pipeline(runner=offline_direct_runner(options), options=options)
     _ = pipeline | "CommonCrawlToParquet" >> CommonCrawlToParquet(
         base_url=config.base_url,
         snapshot=config.snapshot,

@@ -279,7 +279,7 @@ def build_sample_mirror(root: Path, texts: Sequence[SampleText] | None = None,
 
 
 # --------------------------------------------------------------------------------------------------
-# Models and cutoffs
+# The models and the cutoffs
 # --------------------------------------------------------------------------------------------------
 
 
@@ -298,8 +298,91 @@ def bundled_lid_model() -> Path:
         return Path(list(spec.submodule_search_locations)[0]) / "resources" / "lid.176.ftz"
 
 
+def _build_models_step(workdir: Path, data_dir: Path) -> None:
+    """One SentencePiece + KenLM 5-gram per kept language, from the shipped LM corpus, with
+    ``rpv2 models build-lm``'s code (:func:`pipeline.models.build_lm`); built aside, then moved in."""
+    from pipeline.models import build_lm
+
+    tmp = workdir / f".models.tmp{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    for lang in SAMPLE_LANGUAGES:
+        result = build_lm(lang, [lm_corpus_path(lang, data_dir)], tmp, memory="256M", threads=1)
+        logger.info("sample: %s LM: %d lines, %d tokens, %d pieces", lang, result.n_lines, result.n_tokens,
+                    result.vocab_size)
+    _replace_dir(tmp, workdir / "models")
+
+
+def sample_perplexities(mirror_root: Path, listing: Sequence[str], models_dir: Path, lid_model: Path,
+                        scratch: Path, snapshot: str = SAMPLE_SNAPSHOT, num_shards: int = SAMPLE_NUM_SHARDS,
+                        languages: Sequence[str] = SAMPLE_LANGUAGES) -> dict[str, list[float]]:
+    """The perplexities the pipeline itself computes for the sample's kept documents, per language.
+
+    Runs :class:`pipeline.shard_processor.ShardProcessor` (the code ``rpv2 run`` runs in each worker:
+    line dedup over the shard, LID, keep language, SentencePiece + KenLM) on every shard with no
+    cutoffs, so every document lands in bucket "all" with its perplexity, and reads them back from
+    the Parquet output. Cutoffs taken from these values therefore split exactly the documents that
+    ``rpv2 run`` will bucket.
+    """
+    import pyarrow.parquet as pq
+
+    from pipeline.cc_listing import resolve, shard_paths
+    from pipeline.shard_processor import ShardProcessor, ShardTask, StageSettings
+
+    out = scratch / "calibration_output"
+    if out.exists():
+        shutil.rmtree(out)
+    settings = StageSettings(
+        output=str(out), min_len=SAMPLE_MIN_LEN, languages=tuple(languages), lid_model=str(lid_model),
+        models_dir=str(models_dir), cutoffs={}, minhash=False, work_dir=str(scratch),
+    )
+    processor = ShardProcessor(settings)
+    base_url = mirror_root.as_uri()
+    for shard in range(num_shards):
+        files = tuple(resolve(base_url, rel) for rel in shard_paths(listing, num_shards, shard))
+        processor.process(ShardTask(snapshot, shard, files))
+    values: dict[str, list[float]] = {lang: [] for lang in languages}
+    for path in sorted((out / "documents").rglob("*.parquet")):
+        lang = next(part.split("=", 1)[1] for part in path.parts if part.startswith("language="))
+        for pp in pq.read_table(path, columns=["perplexity"]).column("perplexity").to_pylist():
+            if pp is not None and lang in values:
+                values[lang].append(float(pp))
+    shutil.rmtree(out)
+    return {lang: sorted(v) for lang, v in values.items()}
+
+
+def _calibrate_step(workdir: Path, lid_model: Path) -> dict[str, tuple[float, float]]:
+    """p30/p60 per kept language from the pipeline's own perplexities on the sample (``rpv2 models
+    calibrate``'s arithmetic), checked to give head, middle and tail documents in every language."""
+    from pipeline.ccnet.buckets import compute_cutoffs, perplexity_bucket, write_cutoffs
+
+    scratch = workdir / f".calibrate.tmp{os.getpid()}"
+    scratch.mkdir(parents=True, exist_ok=True)
+    try:
+        listing = wet_relpaths(SAMPLE_SNAPSHOT)
+        values = sample_perplexities(workdir / "mirror", listing, workdir / "models", lid_model, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    cutoffs = {}
+    for lang, pps in values.items():
+        if len(pps) < 3:
+            raise RuntimeError(f"sample: only {len(pps)} {lang} documents reached the perplexity step")
+        cutoffs[lang] = compute_cutoffs(pps)
+        buckets = Counter(perplexity_bucket(pp, lang, cutoffs) for pp in pps)
+        if not all(buckets[b] for b in ("head", "middle", "tail")):
+            raise RuntimeError(f"sample: cutoffs {cutoffs[lang]} do not give all three buckets for {lang}: {buckets}")
+        logger.info("sample: %s: %d documents, p30=%.1f p60=%.1f (%s)", lang, len(pps), *cutoffs[lang],
+                    dict(buckets))
+    path = workdir / "cutoffs.yaml"
+    tmp = workdir / f".cutoffs.tmp{os.getpid()}.yaml"
+    tmp.unlink(missing_ok=True)
+    write_cutoffs(tmp, cutoffs)
+    os.replace(tmp, path)
+    return cutoffs
+
+
 # --------------------------------------------------------------------------------------------------
-# prepare_sample
+# prepare_sample: cached build steps
 # --------------------------------------------------------------------------------------------------
 
 
@@ -379,44 +462,6 @@ def _build_mirror_step(workdir: Path, texts: Sequence[SampleText]) -> list[str]:
     return listing
 
 
-def sample_perplexities(mirror_root: Path, listing: Sequence[str], models_dir: Path, lid_model: Path,
-                        scratch: Path, snapshot: str = SAMPLE_SNAPSHOT, num_shards: int = SAMPLE_NUM_SHARDS,
-                        languages: Sequence[str] = SAMPLE_LANGUAGES) -> dict[str, list[float]]:
-    """The perplexities the pipeline itself computes for the sample's kept documents, per language.
-
-    Runs :class:`pipeline.shard_processor.ShardProcessor` (the code ``rpv2 run`` runs in each worker:
-    line dedup over the shard, LID, keep language, SentencePiece + KenLM) on every shard with no
-    cutoffs, so every document lands in bucket "all" with its perplexity, and reads them back from
-    the Parquet output. Cutoffs taken from these values therefore split exactly the documents that
-    ``rpv2 run`` will bucket.
-    """
-    import pyarrow.parquet as pq
-
-    from pipeline.cc_listing import resolve, shard_paths
-    from pipeline.shard_processor import ShardProcessor, ShardTask, StageSettings
-
-    out = scratch / "calibration_output"
-    if out.exists():
-        shutil.rmtree(out)
-    settings = StageSettings(
-        output=str(out), min_len=SAMPLE_MIN_LEN, languages=tuple(languages), lid_model=str(lid_model),
-        models_dir=str(models_dir), cutoffs={}, minhash=False, work_dir=str(scratch),
-    )
-    processor = ShardProcessor(settings)
-    base_url = mirror_root.as_uri()
-    for shard in range(num_shards):
-        files = tuple(resolve(base_url, rel) for rel in shard_paths(listing, num_shards, shard))
-        processor.process(ShardTask(snapshot, shard, files))
-    values: dict[str, list[float]] = {lang: [] for lang in languages}
-    for path in sorted((out / "documents").rglob("*.parquet")):
-        lang = next(part.split("=", 1)[1] for part in path.parts if part.startswith("language="))
-        for pp in pq.read_table(path, columns=["perplexity"]).column("perplexity").to_pylist():
-            if pp is not None and lang in values:
-                values[lang].append(float(pp))
-    shutil.rmtree(out)
-    return {lang: sorted(v) for lang, v in values.items()}
-
-
 def _module_sources(*modules: str) -> str:
     """Fingerprint of code whose output a cached step holds (so a code change rebuilds the step)."""
     import importlib
@@ -487,7 +532,7 @@ def prepare_sample(workdir: Path | str | None = None, *, force: bool = False) ->
 
         models_key = _fingerprint(BUILDER_VERSION, ",".join(SAMPLE_LANGUAGES),
                                   _files_fingerprint(lm_corpus_path(lang, data_dir) for lang in SAMPLE_LANGUAGES),
-                                  _module_sources("pipeline.models"))
+                                  _module_sources("pipeline.models", "pipeline.ccnet.text_normalization"))
         model_files = [models_dir / f"{lang}.{ext}" for lang in SAMPLE_LANGUAGES for ext in ("sp.model", "arpa.bin")]
         if state.get("models") != models_key or not all(f.is_file() for f in model_files):
             logger.info("sample: building small SentencePiece + KenLM models for %s from rpv2's sample text",
@@ -520,33 +565,3 @@ def prepare_sample(workdir: Path | str | None = None, *, force: bool = False) ->
         listing=tuple(parse_listing(listing_path.read_bytes())),
         rebuilt=tuple(rebuilt),
     )
-
-
-def _calibrate_step(workdir: Path, lid_model: Path) -> dict[str, tuple[float, float]]:
-    """p30/p60 per kept language from the pipeline's own perplexities on the sample (``rpv2 models
-    calibrate``'s arithmetic), checked to give head, middle and tail documents in every language."""
-    from pipeline.ccnet.buckets import compute_cutoffs, perplexity_bucket, write_cutoffs
-
-    scratch = workdir / f".calibrate.tmp{os.getpid()}"
-    scratch.mkdir(parents=True, exist_ok=True)
-    try:
-        listing = wet_relpaths(SAMPLE_SNAPSHOT)
-        values = sample_perplexities(workdir / "mirror", listing, workdir / "models", lid_model, scratch)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    cutoffs = {}
-    for lang, pps in values.items():
-        if len(pps) < 3:
-            raise RuntimeError(f"sample: only {len(pps)} {lang} documents reached the perplexity step")
-        cutoffs[lang] = compute_cutoffs(pps)
-        buckets = Counter(perplexity_bucket(pp, lang, cutoffs) for pp in pps)
-        if not all(buckets[b] for b in ("head", "middle", "tail")):
-            raise RuntimeError(f"sample: cutoffs {cutoffs[lang]} do not give all three buckets for {lang}: {buckets}")
-        logger.info("sample: %s: %d documents, p30=%.1f p60=%.1f (%s)", lang, len(pps), *cutoffs[lang],
-                    dict(buckets))
-    path = workdir / "cutoffs.yaml"
-    tmp = workdir / f".cutoffs.tmp{os.getpid()}.yaml"
-    tmp.unlink(missing_ok=True)
-    write_cutoffs(tmp, cutoffs)
-    os.replace(tmp, path)
-    return cutoffs

@@ -203,6 +203,16 @@ class CCNetModels:
         self.threshold = settings.lid_threshold
         self.languages = "all" if settings.languages is None else frozenset(settings.languages)
 
+    def load(self) -> None:
+        """Load the LID model and the LMs of the kept languages now (DoFn.setup), not in the first shard."""
+        _ = self.lid.model
+        if self.lms is not None:
+            languages = self.lms.languages if self.languages == "all" else sorted(self.languages)
+            for language in languages:
+                scorer = self.lms.get(language)
+                if scorer is not None:
+                    _ = scorer.sp, scorer.lm
+
     def language(self, text: str) -> tuple[str, float, str | None]:
         """(language, score rounded to 2 decimals, drop reason or None) as cc_net's Classifier and
         keep_lang: dropped below the threshold, then unless the language is kept."""

@@ -61,7 +61,11 @@ trap 'rm -rf "$WORK"' EXIT
 log "downloading kenlm==$KENLM_VERSION source distribution from PyPI"
 # --no-binary kenlm (not :all:) so that the build backend's own requirements (cmake, setuptools)
 # come as wheels; pip only prepares metadata, it does not compile anything here.
-"$PYTHON" -m pip download --quiet --no-deps --no-binary kenlm -d "$WORK" "kenlm==$KENLM_VERSION"
+for attempt in 1 2 3; do
+    "$PYTHON" -m pip download --quiet --no-deps --no-binary kenlm -d "$WORK" "kenlm==$KENLM_VERSION" && break
+    (( attempt < 3 )) || { log "pip download of kenlm==$KENLM_VERSION failed"; exit 1; }
+    log "pip download failed (attempt $attempt); retrying"; sleep $(( attempt * 5 ))
+done
 tar -xzf "$WORK"/kenlm-*.tar.gz -C "$WORK"
 SRC="$(find "$WORK" -mindepth 1 -maxdepth 1 -type d -name 'kenlm-*' | head -n1)"
 [[ -f "$SRC/lm/builder/lmplz_main.cc" ]] || { log "sdist has no lm/builder: cannot build lmplz"; exit 1; }

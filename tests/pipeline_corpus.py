@@ -82,3 +82,37 @@ def build_corpus_mirror(
         rel = segment_relpath(SNAPSHOT, f)
         layout[rel] = None if f in missing else make_file_docs(rng, pools, f * docs_per_file, docs_per_file)
     return build_mirror(root, SNAPSHOT, layout)
+
+
+def build_corpus_models(
+    work: str | Path, mirror_root: str | Path, relpaths: Sequence[str], languages: Sequence[str] = ("en", "de", "fr")
+) -> tuple[str, str]:
+    """Small SentencePiece + KenLM models built with `rpv2 models build-lm`'s code from the real
+    sentences, and p30/p60 cutoffs calibrated on the mirror's own perplexities (as `rpv2 models
+    calibrate`), so that head, middle and tail all occur. Returns (models_dir, cutoffs_path)."""
+    import pyarrow.dataset as ds
+
+    from pipeline.ccnet.buckets import compute_cutoffs, write_cutoffs
+    from pipeline.models import build_lm
+    from pipeline.shard_processor import ShardProcessor, ShardTask, StageSettings
+
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    models_dir = work / "lm"
+    for language in languages:
+        corpus = work / f"{language}.txt"
+        corpus.write_text("\n".join(sentences(language)) + "\n", encoding="utf-8")
+        build_lm(language, [corpus], models_dir, vocab_size=400)
+    calibration = work / "calibration"
+    settings = StageSettings(output=str(calibration), models_dir=str(models_dir), cutoffs={}, minhash=False,
+                             languages=tuple(languages))
+    files = tuple(str(Path(mirror_root) / rel) for rel in relpaths)
+    ShardProcessor(settings).process(ShardTask(SNAPSHOT, 0, files))
+    table = ds.dataset(calibration / "documents", format="parquet", partitioning="hive").to_table()
+    cutoffs = work / "cutoffs.yaml"
+    perplexities = table.column("perplexity").to_pylist()
+    for language in languages:
+        values = [pp for pp, lang in zip(perplexities, table.column("language").to_pylist(), strict=True)
+                  if lang == language]
+        write_cutoffs(cutoffs, {language: compute_cutoffs(values)})
+    return str(models_dir), str(cutoffs)

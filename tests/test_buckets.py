@@ -80,3 +80,17 @@ def test_computed_cutoffs_split_a_sample_30_30_40():
 def test_computing_cutoffs_needs_values():
     with pytest.raises(ValueError):
         compute_cutoffs([-1.0])
+
+
+def test_published_ccnet_documents_get_their_published_bucket():
+    """Real CCNet output (RedPajama-1T, CC-MAIN-2020-16): bucket from perplexity with the defaults."""
+    import json
+
+    cutoffs = load_cutoffs()
+    checked = 0
+    for path in sorted(shared_path("realdata", "groundtruth", "ccnet_rpv1").glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            meta = json.loads(line)["metadata"]
+            assert perplexity_bucket(meta["perplexity"], meta["language"], cutoffs) == meta["bucket"]
+            checked += 1
+    assert checked == 20

@@ -49,7 +49,7 @@ FOOTER = "© 2023 Example Corp. All rights reserved."
 SHARD = [
     doc(f"{NAV}\nThe river rose overnight and flooded the lower town.\n\n{FOOTER}"),
     doc(f"{NAV}\nA new bakery opened on the corner of Elm Street.\nIts bread sells out by noon.\n{FOOTER}"),
-    doc(f"home | about us | contact\nCouncil approves the 2024 budget.\n© 2024 Example Corp. All rights reserved."),
+    doc("home | about us | contact\nCouncil approves the 2024 budget.\n© 2024 Example Corp. All rights reserved."),
     doc(f"{NAV}\n{FOOTER}"),
 ]
 

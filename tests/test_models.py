@@ -40,6 +40,7 @@ class FileServer:
         self.files = files
         self.drops: dict[str, list[int]] = {}
         self.ignore_range: set[str] = set()
+        self.errors: dict[str, list[int]] = {}  # status codes answered before the file is served
         self.requests: list[tuple[str, str | None]] = []
         server = self
 
@@ -52,6 +53,9 @@ class FileServer:
                 range_header = self.headers.get("Range")
                 server.requests.append((path, range_header))
                 body = server.files.get(path)
+                if server.errors.get(path):
+                    self.send_error(server.errors[path].pop(0), "SlowDown")
+                    return
                 if body is None:
                     self.send_error(404, "Not Found")
                     return
@@ -152,6 +156,13 @@ def test_retries_resume_within_one_call(server, tmp_path):
     )
     assert result.status == "resumed" and (tmp_path / "f").read_bytes() == body
     assert [r for _, r in server.requests] == [None, "bytes=100000-", "bytes=350000-"]
+
+
+def test_server_errors_5xx_are_retried(server, tmp_path):
+    server.errors["yy.sp.model"] = [503, 500]
+    result = download_file(server.url + "yy.sp.model", tmp_path / "y", retries=2, backoff=0.0, progress=False)
+    assert result.status == "downloaded" and (tmp_path / "y").read_bytes() == server.files["yy.sp.model"]
+    assert len(server.requests) == 3
 
 
 def test_a_server_that_ignores_range_restarts_the_file(server, tmp_path):

@@ -167,3 +167,11 @@ def test_scorers_pickle_without_their_models(models_dir):
     again = pickle.loads(pickle.dumps(lms))
     assert again._scorers == {}
     assert again.perplexity("the screening is higher", "en") == before
+
+
+def test_models_are_loaded_once_per_process_and_reloaded_when_rebuilt(models_dir):
+    first, second = LanguageModels(models_dir).get("en"), LanguageModels(models_dir).get("en")
+    assert first.lm is second.lm and first.sp is second.sp
+    arpa = models_dir / "en.arpa"
+    arpa.write_text(arpa.read_text() + "\n")  # rebuilt in place: new size and mtime
+    assert LanguageModels(models_dir).get("en").lm is not first.lm

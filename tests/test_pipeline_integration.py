@@ -10,6 +10,7 @@ worker processes must write byte-identical files.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -20,12 +21,11 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import shared_path
 from http_mirror import HTTPMirror
-from pipeline_corpus import SNAPSHOT, build_corpus_mirror, sentences
+from pipeline_corpus import build_corpus_mirror, build_corpus_models
 
 from pipeline.beam_pipeline import run_pipeline
-from pipeline.ccnet.buckets import compute_cutoffs, load_cutoffs, write_cutoffs
+from pipeline.ccnet.buckets import load_cutoffs
 from pipeline.config import load_config
-from pipeline.shard_processor import ShardProcessor, ShardTask, StageSettings
 
 FILES, DOCS_PER_FILE, NUM_SHARDS = 6, 24, 3
 MISSING_FILE = 4  # listed in wet.paths.gz, absent on the server: a 404
@@ -52,31 +52,10 @@ def mirror(tmp_path_factory) -> tuple[Path, list[str]]:
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, mirror) -> tuple[str, str]:
-    """Small SentencePiece + KenLM models for en/de/fr built with `rpv2 models build-lm`'s code from
-    real sentences, and p30/p60 cutoffs calibrated on the mirror's own perplexities (as `rpv2 models
-    calibrate`), so that head, middle and tail all occur."""
-    from pipeline.models import build_lm
-
-    work = tmp_path_factory.mktemp("models")
-    models_dir = work / "lm"
-    for language in LM_LANGUAGES:
-        corpus = work / f"{language}.txt"
-        corpus.write_text("\n".join(sentences(language)) + "\n", encoding="utf-8")
-        build_lm(language, [corpus], models_dir, vocab_size=400)
+    """Small SentencePiece + KenLM models for en/de/fr (`rpv2 models build-lm`'s code, real sentences)
+    and cutoffs calibrated on the mirror, so that head, middle and tail all occur."""
     root, relpaths = mirror
-    settings = StageSettings(output=str(work / "calibration"), models_dir=str(models_dir), cutoffs={}, minhash=False)
-    processor = ShardProcessor(settings)
-    files = tuple(str(root / rel) for rel in relpaths)
-    processor.process(ShardTask(SNAPSHOT, 0, files))
-    table = ds.dataset(work / "calibration" / "documents", format="parquet", partitioning="hive").to_table()
-    cutoffs = work / "cutoffs.yaml"
-    for language in LM_LANGUAGES:
-        values = [
-            pp for pp, lang in zip(table.column("perplexity").to_pylist(), table.column("language").to_pylist(), strict=True)
-            if lang == language
-        ]
-        write_cutoffs(cutoffs, {language: compute_cutoffs(values)})
-    return str(models_dir), str(cutoffs)
+    return build_corpus_models(tmp_path_factory.mktemp("models"), root, relpaths, LM_LANGUAGES)
 
 
 def _config(base_url: str, output: Path, models: tuple[str, str]):
@@ -275,8 +254,7 @@ def test_in_process_and_two_process_runs_write_the_same_bytes(tmp_path, mirror, 
         "in_memory": ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
         "two_processes": ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
     }.items():
-        config = _config(str(root), tmp_path / name, models)
-        config = type(config)(**{**config.__dict__, "artifacts": None})
+        config = dataclasses.replace(_config(str(root), tmp_path / name, models), artifacts=None)
         run_pipeline(config, args)
         outputs[name] = _output_digests(tmp_path / name)
     assert outputs["in_memory"] == outputs["two_processes"]

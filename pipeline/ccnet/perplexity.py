@@ -19,10 +19,12 @@ the value cc_net's ``PerplexityBucket`` assumes for a missing perplexity.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from pipeline.ccnet.language_id import file_stamp
 from pipeline.ccnet.text_normalization import normalize
 
 NO_PERPLEXITY = -1.0
@@ -38,6 +40,24 @@ def perplexity_from_scores(log10_scores: Iterable[float], lengths: Iterable[int]
     if total_length == 0:
         return NO_PERPLEXITY
     return round(10.0 ** (-total_score / total_length), 1)
+
+
+# Models are loaded once per process and shared by every scorer (several DoFn instances on one
+# worker would otherwise each hold a multi-GB KenLM model); both libraries' queries are read-only.
+@functools.cache
+def _load_sentencepiece(path: str, stamp: tuple[int, int] = (0, 0)):
+    import sentencepiece
+
+    return sentencepiece.SentencePieceProcessor(model_file=path)
+
+
+@functools.cache
+def _load_kenlm(path: str, stamp: tuple[int, int] = (0, 0)):
+    import kenlm
+
+    config = kenlm.Config()
+    config.load_method = kenlm.LoadMethod.POPULATE_OR_READ  # = 2, cc_net's load_method
+    return kenlm.Model(path, config)
 
 
 class PerplexityScorer:
@@ -69,19 +89,13 @@ class PerplexityScorer:
     @property
     def sp(self):
         if self._sp is None:
-            import sentencepiece
-
-            self._sp = sentencepiece.SentencePieceProcessor(model_file=str(self.sp_model_path))
+            self._sp = _load_sentencepiece(str(self.sp_model_path), file_stamp(self.sp_model_path))
         return self._sp
 
     @property
     def lm(self):
         if self._lm is None:
-            import kenlm
-
-            config = kenlm.Config()
-            config.load_method = kenlm.LoadMethod.POPULATE_OR_READ  # = 2, cc_net's load_method
-            self._lm = kenlm.Model(str(self.lm_path), config)
+            self._lm = _load_kenlm(str(self.lm_path), file_stamp(self.lm_path))
         return self._lm
 
     def tokenize(self, text: str) -> str:

@@ -67,13 +67,26 @@ NON_PRINTING_CHARS_RE = re.compile(f"[{_NON_PRINTING_CLASS}]")
 PUNCT_OR_NON_PRINTING_CHARS_RE = re.compile(f"[{_UNICODE_PUNCT_CLASS}{_NON_PRINTING_CLASS}]")
 # ``\d`` on str patterns is every Unicode decimal digit (category Nd), as cc_net's DIGIT_RE.
 DIGIT_RE = re.compile(r"\d")
-_REPLACE_PUNCT = str.maketrans(UNICODE_PUNCT)
+_NON_ASCII_RUN_RE = re.compile(r"[^\x00-\x7f]+")
+
+
+def _replace_punct(match: re.Match[str]) -> str:
+    return UNICODE_PUNCT[match.group()]
+
+
+def _strip_accents_run(match: re.Match[str]) -> str:
+    nfd = unicodedata.normalize("NFD", match.group())
+    return "".join(c for c in nfd if unicodedata.category(c) != "Mn")
 
 
 def strip_accents(line: str) -> str:
-    """Remove combining marks after NFD decomposition (cc_net's ``strip_accents``)."""
-    nfd = unicodedata.normalize("NFD", line)
-    return "".join(c for c in nfd if unicodedata.category(c) != "Mn")
+    """Remove combining marks after NFD decomposition (cc_net's ``strip_accents``).
+
+    Only the non-ASCII runs of the text are decomposed: ASCII is NFD-invariant and a starter, and
+    canonical reordering only moves combining marks (all non-ASCII) within a run, so the result is
+    the same as decomposing the whole string, about five times faster on European text.
+    """
+    return _NON_ASCII_RUN_RE.sub(_strip_accents_run, line)
 
 
 def normalize(line: str, accent: bool = True, case: bool = True, numbers: bool = True, punct: int = 1) -> str:
@@ -86,12 +99,12 @@ def normalize(line: str, accent: bool = True, case: bool = True, numbers: bool =
         return line
     if case:
         line = line.lower()
-    if accent and not line.isascii():  # ASCII has nothing to decompose
+    if accent:
         line = strip_accents(line)
     if numbers:
         line = DIGIT_RE.sub("0", line)
     if punct == 1:
-        line = line.translate(_REPLACE_PUNCT)
+        line = UNICODE_PUNCT_RE.sub(_replace_punct, line)
     elif punct == 2:
         line = UNICODE_PUNCT_RE.sub("", line)
     return NON_PRINTING_CHARS_RE.sub("", line)

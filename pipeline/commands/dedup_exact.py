@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> dict:
     if args.engine == "local":
         summary = _run_local(files, state, out)
     else:
-        beam_args = [f"--runner={args.runner}", *args.beam_option]
+        beam_args = [f"--runner={args.runner}", *args.beam_option, *getattr(args, "beam_args", [])]
         summary = run_exact_dedup_beam(files, state, out, beam_args)
     _print_summary(summary, out)
     return summary

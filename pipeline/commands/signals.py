@@ -32,6 +32,8 @@ HELP = "RedPajama-V2 quality signals (+ MinHash) for CCNet-format JSON-lines doc
 
 log = logging.getLogger("rpv2.signals")
 
+BATCH_SIZE = 256  # documents whose repetition signals are computed together (numpy work per batch)
+
 # RPv2 Worker: snapsh_re / uri_id_re
 _SNAPSHOT_RE = re.compile(r"\b\d{4}-\d{2}\b")
 _URI_ID_RE = re.compile(r"\b\d{4}-\d{2}\b/.*")
@@ -121,6 +123,7 @@ def signals_record(
 
 def main(args: argparse.Namespace) -> int:
     from signals.registry import QualitySignals
+    from signals.repetition import prepare_batch
 
     uri_id = derive_uri_id(args.input, args.id_prefix, args.documents_root)
     snapshot_id = args.snapshot_id or snapshot_of(uri_id)
@@ -143,7 +146,28 @@ def main(args: argparse.Namespace) -> int:
         if out_path.endswith(".gz") and not tmp_path.endswith(".gz"):
             tmp_path += ".gz"
     with _open_text(args.input, "r") as src, _open_text(tmp_path or out_path, "w") as dst:
+        batch: list[tuple[int, dict[str, Any]]] = []
+
+        def flush() -> None:
+            nonlocal num_chars
+            if not batch:
+                return
+            records = [record for _, record in batch]
+            docs = [computer.document(record) for record in records]
+            prepare_batch(docs)
+            for (row, record), doc in zip(batch, docs, strict=True):
+                num_chars += len(doc.raw_content)
+                out = signals_record(record, computer.compute_document(doc, record), uri_id, row, snapshot_id)
+                dst.write(_dumps(out))
+                dst.write("\n")
+                counts["documents_written"] += 1
+                if minhasher is not None:
+                    bands = minhasher.banded_signatures(doc.normalized_words)
+                    minhash_rows.append({"shard_id": uri_id, "id": out["id"], "id_int": out["id_int"], **bands})
+            batch.clear()
+
         row = -1
+        accepted = 0
         while True:
             try:
                 line = src.readline()
@@ -154,7 +178,7 @@ def main(args: argparse.Namespace) -> int:
             if not line:
                 break
             row += 1
-            if 0 < args.max_docs <= counts["documents_written"]:
+            if 0 < args.max_docs <= accepted:
                 break
             try:
                 record = json.loads(line)
@@ -168,16 +192,11 @@ def main(args: argparse.Namespace) -> int:
                 counts["records_without_text"] += 1
                 log.error("%s/%d: skipped: raw_content missing or not a string", uri_id, row)
                 continue
-            doc = computer.document(record)
-            num_chars += len(doc.raw_content)
-            qs = computer.compute_document(doc, record)
-            out = signals_record(record, qs, uri_id, row, snapshot_id)
-            dst.write(_dumps(out))
-            dst.write("\n")
-            counts["documents_written"] += 1
-            if minhasher is not None:
-                bands = minhasher.banded_signatures(doc.normalized_words)
-                minhash_rows.append({"shard_id": uri_id, "id": out["id"], "id_int": out["id_int"], **bands})
+            batch.append((row, record))
+            accepted += 1
+            if len(batch) >= BATCH_SIZE:
+                flush()
+        flush()
     if tmp_path:
         os.replace(tmp_path, out_path)
     if minhasher is not None:
