@@ -111,12 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nrpv2 whole-stage benchmark: {args.files} WET files x {args.docs_per_file} docs, "
               f"{args.shards} shards, {input_bytes / 1e6:.2f} MB gzip input; stages: {stages}; "
               f"model setup {setup_seconds:.2f}s (not counted); cores: {os.cpu_count()}")
-        header = f"{'run':<44}{'docs read':>10}{'kept':>8}{'wall s':>9}{'docs/s':>10}{'docs/s/core':>13}{'text MB/s':>11}"
+        header = f"{'run':<52}{'docs read':>10}{'kept':>8}{'wall s':>9}{'docs/s':>10}{'docs/s/core':>13}{'text MB/s':>11}"
         print(header)
         print("-" * len(header))
         for name, n_read, n_kept, wall, cpu_s, tbytes in rows:
             per_core = n_read / cpu_s if cpu_s else float("nan")
-            print(f"{name:<44}{n_read:>10}{n_kept:>8}{wall:>9.2f}{n_read / wall:>10.1f}{per_core:>13.1f}"
+            print(f"{name:<52}{n_read:>10}{n_kept:>8}{wall:>9.2f}{n_read / wall:>10.1f}{per_core:>13.1f}"
                   f"{tbytes / 1e6 / wall:>11.3f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -7,8 +7,6 @@ to ``--docs`` documents (default 20,000), and prints one table:
 * rpv2 rule-based + ccnet signals (36);
 * rpv2 all 45 signals (+ the fastText classifiers and DSIR importance weights of signals/);
 * rpv2 all 45 signals + RPv2 MinHash (dedup.minhash), when that module is present;
-* the signals rows once per document (``compute``) and once in batches of 256 (``compute_batch``,
-  the way ``rpv2 signals`` and the pipeline call them);
 * datatrove GopherQualityFilter, GopherRepetitionFilter, C4QualityFilter (and the three together),
   calling ``filter(doc)`` on the same texts (datatrove tokenizes with spaCy: ``pip install spacy``);
 * the RPv2 reference implementation's figure on this kind of machine (about 180 docs/s per core,
@@ -47,18 +45,6 @@ def load_records(groundtruth: Path, num_docs: int) -> list[dict]:
     return [base[i % len(base)] for i in range(num_docs)]
 
 
-BATCH = 256
-
-
-def measure_batched(name: str, fn: Callable[[list[dict]], object], records: list[dict], mb: float) -> tuple:
-    fn(records[:8])
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    for i in range(0, len(records), BATCH):
-        fn(records[i : i + BATCH])
-    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    return name, len(records), cpu, wall, len(records) / cpu, mb / cpu
-
-
 def measure(name: str, fn: Callable[[dict], object], records: list[dict], mb: float) -> tuple:
     fn(records[0])  # warm caches and lazy loads outside the timing
     cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -77,9 +63,7 @@ def rpv2_rows(records: list[dict], artifacts: Path, mb: float, with_minhash: boo
     rows = [
         measure("rpv2 document views", lambda r: _views(rule, r), records, mb),
         measure("rpv2 36 rule-based + ccnet signals", rule.compute, records, mb),
-        measure_batched(f"rpv2 36 rule-based + ccnet (batches of {BATCH})", rule.compute_batch, records, mb),
         measure("rpv2 all 45 signals", full.compute, records, mb),
-        measure_batched(f"rpv2 all 45 signals (batches of {BATCH})", full.compute_batch, records, mb),
     ]
     if with_minhash:
         try:
@@ -89,16 +73,12 @@ def rpv2_rows(records: list[dict], artifacts: Path, mb: float, with_minhash: boo
         else:
             minhash = RPv2MinHash()
 
-            from signals.repetition import prepare_batch
+            def both(record: dict) -> None:
+                doc = full.document(record)
+                full.compute_document(doc, record)
+                minhash.banded_signatures(doc.normalized_words)
 
-            def both(batch: list[dict]) -> None:
-                docs = [full.document(record) for record in batch]
-                prepare_batch(docs)
-                for doc, record in zip(docs, batch, strict=True):
-                    full.compute_document(doc, record)
-                    minhash.banded_signatures(doc.normalized_words)
-
-            rows.append(measure_batched(f"rpv2 all 45 signals + MinHash (batches of {BATCH})", both, records, mb))
+            rows.append(measure("rpv2 all 45 signals + MinHash", both, records, mb))
     return rows
 
 
@@ -139,8 +119,8 @@ def profile_signals(records: list[dict], artifacts: Path, top: int) -> str:
     computer.compute(records[0])
     profiler = cProfile.Profile()
     profiler.enable()
-    for i in range(0, len(records), BATCH):
-        computer.compute_batch(records[i : i + BATCH])
+    for record in records:
+        computer.compute(record)
     profiler.disable()
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(top)

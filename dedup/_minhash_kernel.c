@@ -379,6 +379,7 @@ static int get_permutations(Py_buffer *a, Py_buffer *b, size_t *k) {
 }
 
 static PyObject *py_sha1(PyObject *self, PyObject *args) {
+    (void)self;
     Py_buffer data;
     int portable = 0;
     if (!PyArg_ParseTuple(args, "y*|p:sha1", &data, &portable)) return NULL;
@@ -391,6 +392,7 @@ static PyObject *py_sha1(PyObject *self, PyObject *args) {
 }
 
 static PyObject *py_shingle_hashes(PyObject *self, PyObject *args) {
+    (void)self;
     PyObject *words;
     Py_ssize_t ngram_size;
     int portable = 0;
@@ -412,6 +414,7 @@ static PyObject *py_shingle_hashes(PyObject *self, PyObject *args) {
 }
 
 static PyObject *py_permuted_min(PyObject *self, PyObject *args) {
+    (void)self;
     Py_buffer hashes, a, b;
     int generic = 0;
     if (!PyArg_ParseTuple(args, "y*y*y*|p:permuted_min", &hashes, &a, &b, &generic)) return NULL;
@@ -437,6 +440,7 @@ static PyObject *py_permuted_min(PyObject *self, PyObject *args) {
 }
 
 static PyObject *py_signature(PyObject *self, PyObject *args) {
+    (void)self;
     PyObject *words;
     Py_ssize_t ngram_size;
     Py_buffer a, b;
@@ -466,9 +470,10 @@ static PyObject *py_signature(PyObject *self, PyObject *args) {
     if (out != NULL) {
         uint32_t *best = (uint32_t *)PyBytes_AS_STRING(out);
         sha1_compress_fn compress = compress_for(portable);
+        permuted_min_fn permuted_min = portable ? permuted_min_generic : best_permuted_min;
         Py_BEGIN_ALLOW_THREADS
         hash_shingles(compress, &jw, ngram_size, hashes);
-        best_permuted_min(hashes, (size_t)n_shingles, (const uint64_t *)a.buf, (const uint64_t *)b.buf, k, best);
+        permuted_min(hashes, (size_t)n_shingles, (const uint64_t *)a.buf, (const uint64_t *)b.buf, k, best);
         if (big_endian) {
             unsigned char *p = (unsigned char *)best;
             for (size_t j = 0; j < k; j++) store_be32(p + 4 * j, best[j]);
@@ -494,13 +499,21 @@ static PyMethodDef kernel_methods[] = {
      "((a*h + b) mod 2^64) mod (2^61-1) & 0xFFFFFFFF over the hashes (0xFFFFFFFF if none), uint32."},
     {"signature", py_signature, METH_VARARGS,
      "signature(words, ngram_size, a_u64, b_u64, big_endian=False, portable=False) -> bytes | None:\n"
-     "the MinHash signature as uint32 (native or big-endian order), None below ngram_size words."},
+     "the MinHash signature as uint32 (native or big-endian order), None below ngram_size words.\n"
+     "portable=True runs the code a CPU without SHA/AVX extensions runs (portable SHA-1, generic loop)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef kernel_module = {
-    PyModuleDef_HEAD_INIT, "_minhash_kernel",
-    "RPv2-compatible MinHash kernel (SHA-1 shingle hashes and permuted minima) in C.", -1, kernel_methods,
+    PyModuleDef_HEAD_INIT,
+    "_minhash_kernel",
+    "RPv2-compatible MinHash kernel (SHA-1 shingle hashes and permuted minima) in C.",
+    -1,
+    kernel_methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 PyMODINIT_FUNC PyInit__minhash_kernel(void) {

@@ -16,22 +16,43 @@ and dedupe/utils.py, commit 6d2cee9) bit for bit:
   (b, r) = (1, 128), (5, 25), (9, 13), (14, 9) (RPv2's ``optimal_param``, see :func:`optimal_param`);
 - every band list is None when the document has fewer than 13 normalized words.
 
-Speed: RPv2 builds an (n_shingles x 128) matrix through ``np.tile`` and Python-level sha1 via
-``struct.unpack``. Here the shingles are byte slices of one encoded string (no per-shingle join/encode),
-the 4-byte digests are joined and read with one ``np.frombuffer``, and the Mersenne reduction uses the
-identity ``x mod (2^61-1) = (x & p) + (x >> 61)`` (one conditional subtraction, almost never needed)
-instead of a 64-bit division. The result is identical; tests check it on every ground-truth document.
+Two backends compute the same bits (tests/test_minhash_kernel.py compares them on every ground-truth
+document and on generated word lists):
+
+- ``native``: dedup/_minhash_kernel.c, one C call per document (SHA-1 written from FIPS 180-4, on the
+  CPU's SHA instructions when it has them; the permutation loop vectorized for AVX2/AVX-512 when
+  present), ~10x the numpy path. Built by ``pip install -e .`` (setup.py). The GIL is released while
+  it hashes.
+- ``numpy``: the pure Python/numpy fallback, used automatically when the extension is not built. RPv2
+  builds an (n_shingles x 128) matrix through ``np.tile`` and Python-level sha1 via ``struct.unpack``;
+  here the shingles are byte slices of one encoded string (no per-shingle join/encode), the 4-byte
+  digests are joined and read with one ``np.frombuffer``, and the Mersenne reduction uses the identity
+  ``x mod (2^61-1) = (x & p) + (x >> 61)`` (one conditional subtraction, almost never needed) instead
+  of a 64-bit division, over cache-sized blocks of the hash x permutation matrix.
+
+:class:`RPv2MinHash` picks ``native`` when it is importable (``backend="auto"``) and logs which one it
+uses.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import sys
 from collections.abc import Sequence
 from itertools import accumulate, repeat
 from operator import add, sub
 
 import numpy as np
+
+try:  # the compiled kernel (setup.py builds it); the numpy path below gives the same values without it
+    from dedup import _minhash_kernel
+except ImportError:  # pragma: no cover - depends on whether the extension was built
+    _minhash_kernel = None
+
+logger = logging.getLogger(__name__)
+
+BACKENDS: tuple[str, ...] = ("auto", "native", "numpy")
 
 MERSENNE_PRIME = np.uint64((1 << 61) - 1)
 MAX_HASH = np.uint64((1 << 32) - 1)
@@ -52,6 +73,36 @@ SIGNATURE_COLUMNS: tuple[str, ...] = tuple(f"signature_sim{t}" for t in DEFAULT_
 def signature_key(threshold: float) -> str:
     """The column / dict key RPv2 uses for a threshold: ``signature_sim{threshold}`` (``str(float)``)."""
     return f"signature_sim{float(threshold)}"
+
+
+def native_kernel_available() -> bool:
+    """Whether the compiled kernel (dedup/_minhash_kernel.c) was built and imports."""
+    return _minhash_kernel is not None
+
+
+def native_kernel_info() -> str:
+    """Which machine code the compiled kernel runs, e.g. ``"sha1=sha-ni, permutations=avx512"``."""
+    if _minhash_kernel is None:
+        return "not built"
+    return f"sha1={_minhash_kernel.SHA1_IMPL}, permutations={_minhash_kernel.PERMUTED_MIN_IMPL}"
+
+
+def resolve_backend(backend: str = "auto") -> str:
+    """``"native"`` or ``"numpy"`` for a requested backend; ``"auto"`` prefers the compiled kernel.
+
+    Asking for ``"native"`` when the extension is not built raises, so that a deployment that expects
+    the fast path does not silently run 10x slower.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        return "native" if _minhash_kernel is not None else "numpy"
+    if backend == "native" and _minhash_kernel is None:
+        raise RuntimeError(
+            "the MinHash C kernel (dedup._minhash_kernel) is not built; run `pip install -e .` with a C "
+            "compiler available, or use backend='numpy'"
+        )
+    return backend
 
 
 def rpv2_permutations(num_permutations: int = DEFAULT_NUM_PERMUTATIONS, seed: int = DEFAULT_SEED) -> np.ndarray:
@@ -146,6 +197,9 @@ class RPv2MinHash:
     Build once (permutations are drawn here) and call per document with its normalized words, i.e.
     ``Document(raw_content, ...).normalized_words`` (RPv2's ``normalize(text).split()``); taking the
     words, not the text, keeps the document views computed once per document.
+
+    ``backend``: ``"auto"`` (the compiled kernel when built, else numpy), ``"native"`` or ``"numpy"``;
+    all give identical bits. The chosen one is in ``self.backend`` and logged.
     """
 
     def __init__(
@@ -155,6 +209,7 @@ class RPv2MinHash:
         seed: int = DEFAULT_SEED,
         thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
         bands_rows: dict[float, tuple[int, int]] | None = None,
+        backend: str = "auto",
     ) -> None:
         if ngram_size < 1:
             raise ValueError(f"ngram_size must be >= 1, got {ngram_size}")
@@ -174,26 +229,46 @@ class RPv2MinHash:
         self.permutations = rpv2_permutations(num_permutations, seed)
         self.checksum = hashlib.sha256(self.permutations.tobytes()).hexdigest()  # as RPv2's MinHash.checksum
         self.keys = tuple(signature_key(t) for t in self.thresholds)
+        # (key, byte offset of each band) per threshold: bands are slices of the big-endian signature
+        self._band_slices = tuple(
+            (key, tuple((4 * rows * i, 4 * rows * (i + 1)) for i in range(bands)))
+            for key, (bands, rows) in zip(self.keys, self.bands_rows.values(), strict=True)
+        )
+        self.backend = resolve_backend(backend)
+        # the kernel reads the permutations as raw native-order uint64 buffers
+        self._a_bytes = np.ascontiguousarray(self.permutations[0], dtype=np.uint64).tobytes()
+        self._b_bytes = np.ascontiguousarray(self.permutations[1], dtype=np.uint64).tobytes()
+        if self.backend == "native":
+            logger.info("MinHash backend: native C kernel (%s)", native_kernel_info())
+        else:
+            logger.info("MinHash backend: numpy (C kernel %s)", "not requested" if native_kernel_available() else "not built")
 
     def signature(self, normalized_words: Sequence[str]) -> np.ndarray | None:
         """The uint32 MinHash signature (num_permutations values), or None below ngram_size words."""
         if len(normalized_words) < self.ngram_size:
             return None
+        if self.backend == "native":
+            data = _minhash_kernel.signature(normalized_words, self.ngram_size, self._a_bytes, self._b_bytes)
+            return np.frombuffer(data, dtype=np.uint32).copy()
         return permuted_min(shingle_hashes(normalized_words, self.ngram_size), self.permutations)
+
+    def _bands_from_big_endian(self, data: bytes | None) -> dict[str, list[bytes] | None]:
+        if data is None:
+            return {key: None for key in self.keys}
+        return {key: [data[start:end] for start, end in spans] for key, spans in self._band_slices}
 
     def bands(self, signature: np.ndarray | None) -> dict[str, list[bytes] | None]:
         """Split a signature into RPv2's bands: big-endian bytes of each band's rows, per threshold."""
-        if signature is None:
-            return {key: None for key in self.keys}
-        data = signature.astype(">u4").tobytes()
-        out: dict[str, list[bytes] | None] = {}
-        for key, (bands, rows) in zip(self.keys, self.bands_rows.values(), strict=True):
-            width = 4 * rows
-            out[key] = [data[i * width : (i + 1) * width] for i in range(bands)]
-        return out
+        return self._bands_from_big_endian(None if signature is None else signature.astype(">u4").tobytes())
 
     def banded_signatures(self, normalized_words: Sequence[str]) -> dict[str, list[bytes] | None]:
         """RPv2's ``compute_banded_signatures``: {"signature_sim1.0": [...], ...}, None lists if too short."""
+        if self.backend == "native":
+            if len(normalized_words) < self.ngram_size:
+                return self._bands_from_big_endian(None)
+            return self._bands_from_big_endian(
+                _minhash_kernel.signature(normalized_words, self.ngram_size, self._a_bytes, self._b_bytes, True)
+            )
         return self.bands(self.signature(normalized_words))
 
 

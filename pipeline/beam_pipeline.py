@@ -37,34 +37,31 @@ METRICS_NAMESPACE = "rpv2"
 # --------------------------------------------------------------------------------------------------
 
 
-def list_shard_tasks(
-    base_url: str, snapshot: str, num_shards: int, shards: Sequence[int], input_format: str, retry: Any
-) -> Iterator[ShardTask]:
-    """Read the snapshot's listing and cut it into CCNet/RPv2 shards (contiguous slices)."""
-    from pipeline.cc_listing import read_listing, resolve, shard_paths
+def shard_tasks(
+    base_url: str, snapshot: str, paths: Sequence[str], num_shards: int, shards: Sequence[int]
+) -> list[ShardTask]:
+    """Cut a snapshot listing into CCNet/RPv2 shards (contiguous slices) and keep the chosen ones."""
+    from pipeline.cc_listing import resolve, shard_paths
 
-    paths = read_listing(base_url, snapshot, kind=input_format, retry=retry.policy())
-    logger.info("%s: %d %s files in %d shards", snapshot, len(paths), input_format, num_shards)
-    for shard in shards:
-        files = tuple(resolve(base_url, rel) for rel in shard_paths(paths, num_shards, shard))
-        yield ShardTask(snapshot=snapshot, shard=shard, files=files)
+    return [
+        ShardTask(snapshot=snapshot, shard=shard,
+                  files=tuple(resolve(base_url, rel) for rel in shard_paths(paths, num_shards, shard)))
+        for shard in shards
+    ]
 
 
 class ListShards(beam.PTransform):
-    """PBegin -> ShardTask: the snapshot's listing, read by the pipeline, split into the chosen shards."""
+    """PBegin -> ShardTask: the snapshot's listing (read on the launcher, so that a missing listing
+    fails the run at once with its URL) cut into the chosen shards."""
 
     def __init__(
-        self, base_url: str, snapshot: str, num_shards: int, shards: Sequence[int], input_format: str, retry: Any
+        self, base_url: str, snapshot: str, paths: Sequence[str], num_shards: int, shards: Sequence[int]
     ) -> None:
         super().__init__()
-        self.args = (base_url, snapshot, num_shards, tuple(shards), input_format, retry)
+        self.tasks = shard_tasks(base_url, snapshot, paths, num_shards, shards)
 
     def expand(self, pbegin):
-        return (
-            pbegin
-            | "Snapshot" >> beam.Create([self.args])
-            | "ReadListing" >> beam.FlatMap(lambda args: list_shard_tasks(*args))
-        )
+        return pbegin | "ShardTasks" >> beam.Create(self.tasks, reshuffle=False)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -179,6 +176,7 @@ class CommonCrawlToParquet(beam.PTransform):
         *,
         base_url: str,
         snapshot: str,
+        listing: Sequence[str],
         num_shards: int,
         shards: Sequence[int],
         settings: StageSettings,
@@ -188,6 +186,7 @@ class CommonCrawlToParquet(beam.PTransform):
         super().__init__()
         self.base_url = base_url
         self.snapshot = snapshot
+        self.listing = tuple(listing)
         self.num_shards = num_shards
         self.shards = tuple(shards)
         self.settings = settings
@@ -197,7 +196,7 @@ class CommonCrawlToParquet(beam.PTransform):
     def expand(self, pbegin):
         settings = self.settings
         shards = pbegin | "ListShards" >> ListShards(
-            self.base_url, self.snapshot, self.num_shards, self.shards, settings.input_format, settings.retry
+            self.base_url, self.snapshot, self.listing, self.num_shards, self.shards
         )
         shard_stats = (
             shards
@@ -337,16 +336,21 @@ def run_pipeline(config: Any, beam_args: Sequence[str] = (), *, sample: bool = F
     (as written to ``_run_summary.json``) with the Beam counters under ``"counters"``."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipeline.cc_listing import parse_shard_spec
+    from pipeline.cc_listing import parse_shard_spec, read_listing
 
     if config.snapshot is None:
         raise ValueError("run_pipeline needs a snapshot (the CLI substitutes the embedded sample)")
     shards = parse_shard_spec(config.shards, config.num_shards)
+    # crawl-data/CC-MAIN-<id>/{wet,warc}.paths.gz; raises ListingError (with the URL) if unreadable
+    listing = read_listing(config.base_url, config.snapshot, kind=config.input_format, retry=config.retry.policy())
+    logger.info("%s: %d %s files in %d shards, %d selected", config.snapshot, len(listing), config.input_format,
+                config.num_shards, len(shards))
     settings = StageSettings.from_config(config, load_stage_cutoffs(config.cutoffs))
     run_info = {
         "snapshot": config.snapshot,
         "base_url": config.base_url,
         "num_shards": config.num_shards,
+        "listed_files": len(listing),
         "shards": config.shards or "all",
         "input_format": config.input_format,
         "languages": "all" if config.languages is None else list(config.languages),
@@ -361,6 +365,7 @@ def run_pipeline(config: Any, beam_args: Sequence[str] = (), *, sample: bool = F
     _ = pipeline | "CommonCrawlToParquet" >> CommonCrawlToParquet(
         base_url=config.base_url,
         snapshot=config.snapshot,
+        listing=listing,
         num_shards=config.num_shards,
         shards=shards,
         settings=settings,

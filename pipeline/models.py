@@ -388,6 +388,7 @@ def build_lm(
     modified-Kneser-Ney ``order``-gram model from ``lmplz`` (``--discount_fallback`` so that small
     corpora train too), converted with ``build_binary``. ``vocab_size`` is a soft limit
     (``hard_vocab_limit=false``): a small corpus gets the largest vocabulary it supports.
+    Deterministic: the same corpus and settings give byte-identical files.
     """
     import sentencepiece as spm
 
@@ -407,20 +408,23 @@ def build_lm(
         if n_lines == 0:
             raise ValueError(f"corpus for {lang!r} has no text: {', '.join(map(str, corpus))}")
 
-        prefix = tmp / f"{lang}.sp"
-        spm.SentencePieceTrainer.train(
-            input=str(normalized),
-            model_prefix=str(prefix),
-            vocab_size=vocab_size,
-            model_type="unigram",
-            hard_vocab_limit=False,
-            character_coverage=0.9999,
-            input_sentence_size=5_000_000,
-            shuffle_input_sentence=True,
-            num_threads=threads,
-            minloglevel=2,
-        )
-        sp = spm.SentencePieceProcessor(model_file=str(prefix) + ".model")
+        # Trained from an iterator into a writer (not input=/model_prefix=), so that no temporary
+        # path is stored in the model's trainer spec: the same corpus gives the same bytes.
+        sp_tmp = tmp / f"{lang}.sp.model"
+        with open(normalized, encoding="utf-8") as lines, open(sp_tmp, "wb") as model_out:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=(line.rstrip("\n") for line in lines),
+                model_writer=model_out,
+                vocab_size=vocab_size,
+                model_type="unigram",
+                hard_vocab_limit=False,
+                character_coverage=0.9999,
+                input_sentence_size=5_000_000,
+                shuffle_input_sentence=True,
+                num_threads=threads,
+                minloglevel=2,
+            )
+        sp = spm.SentencePieceProcessor(model_file=str(sp_tmp))
 
         tokenized = tmp / "tokenized.txt"
         n_tokens = 0
@@ -441,7 +445,7 @@ def build_lm(
 
         sp_model = out / f"{lang}.sp.model"
         lm_binary = out / f"{lang}.arpa.bin"
-        os.replace(str(prefix) + ".model", sp_model)
+        os.replace(sp_tmp, sp_model)
         os.replace(binary_tmp, lm_binary)
         if keep_arpa:
             os.replace(arpa, out / f"{lang}.arpa")

@@ -35,7 +35,7 @@ import pyarrow as pa
 
 from pipeline.config import RetrySettings, RunConfig
 from pipeline.document_ids import document_id, document_id_int, shard_file_id
-from pipeline.output_schema import DOCUMENT_FIELDS, document_schema
+from pipeline.output_schema import DOCUMENT_FIELDS, document_schema, minhash_column
 from pipeline.parquet_sink import ShardParquetWriter
 from pipeline.run_summary import ShardStats
 
@@ -386,7 +386,7 @@ class ShardProcessor:
                     # annotate: RPv2 quality signals, MinHash (each computed from one shared view)
                     view: dict[str, Any] = {}
                     for annotator in self.annotators:
-                        record.update(annotator.annotate(record, view))
+                        record.update(self._annotate(annotator, record, view, stats))
                     writer.write(language, bucket, record)
                     stats.keep(language, bucket)
                 written = writer.close()
@@ -400,6 +400,25 @@ class ShardProcessor:
         stats.processing_seconds = time.perf_counter() - started
         stats.check_accounting()
         return stats
+
+    @staticmethod
+    def _annotate(annotator: Annotator, record: dict[str, Any], view: dict[str, Any], stats: ShardStats) -> Mapping[str, Any]:
+        """One annotator's columns; if it fails on a document (a bug meeting odd input), the document is
+        kept with those columns null, and the failure is counted and logged, so a crawl-scale run is
+        not stopped by one page and nothing goes unreported."""
+        try:
+            return annotator.annotate(record, view)
+        except Exception as exc:  # noqa: BLE001 - reported, not swallowed
+            name = type(annotator).__name__
+            stats.count_event(f"annotator_failed_{name}")
+            stats.add_failure({"file": record.get("cc_segment"), "offset": None, "reason": f"{name}_failed",
+                               "message": f"{record.get('url')}: {type(exc).__name__}: {exc}"})
+            logger.warning("%s failed on %s: %s", name, record.get("url"), exc, exc_info=True)
+            columns = [*annotator.doc_signals, *annotator.line_signals]
+            columns += [minhash_column(t) for t in annotator.minhash_thresholds]
+            if annotator.line_signals:
+                columns.append("line_spans")
+            return dict.fromkeys(columns)
 
     def _record(
         self,

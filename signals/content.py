@@ -64,7 +64,9 @@ def count_bad_words(bad_words: BadWords, table: NgramTable) -> int:
         return num
     words = table.words
     num_words = len(words)
-    starts = np.flatnonzero(np.isin(table.word_ids, [vocab[w] for w in present])).tolist()
+    wanted = np.zeros(num_words, dtype=np.bool_)
+    wanted[[vocab[w] for w in present]] = True
+    starts = np.flatnonzero(wanted[table.word_ids]).tolist()
     entries = bad_words.entries
     for n, first_words in bad_words.multi.items():
         for i in starts:

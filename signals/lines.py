@@ -78,11 +78,24 @@ def normalized_line_stats(doc: Document) -> tuple[list[int], list[int], list[int
     return doc.cached("lines.normalized_stats", _normalized_line_stats)
 
 
+_FEW_LINES = 32  # below this, a loop over the lines beats the fixed cost of the vectorized version
+_ASCII_NOT_NUMERIC = _ascii_delete_table("\n0123456789")
+
+
 def _normalized_line_stats(doc: Document) -> tuple[list[int], list[int], list[int]]:
     num_lines = len(doc.raw_line_texts)
     if num_lines == 0:
         return [], [], []
-    points = code_points(doc.lowered_nfd)
+    text = doc.lowered_nfd
+    if num_lines <= _FEW_LINES and text.isascii():
+        words, lengths = [], []
+        for piece in text.split("\n", num_lines)[:num_lines]:
+            tokens = piece.split()
+            num = len(tokens)
+            words.append(num)
+            lengths.append(sum(map(len, tokens)) + num - 1 if num else 0)
+        return words, lengths, ascii_counts_per_line(text, _ASCII_NOT_NUMERIC, num_lines)
+    points = code_points(text)
     size = len(points)
     newlines = np.flatnonzero(points == 10)
     starts = np.empty(len(newlines) + 1, dtype=np.int64)

@@ -155,13 +155,6 @@ class QualitySignals:
         """All 45 signals of a CCNet-format record, ``{name: [(start, end, score), ...]}`` in RPv2 order."""
         return self.compute_document(self.document(record), record)
 
-    def compute_batch(self, records: list[Mapping[str, Any]]) -> list[dict[str, Spans]]:
-        """``compute`` for many records at once: the same values, with the numpy work of the repetition
-        signals done once for the whole batch (a few hundred documents is a good size)."""
-        docs = [self.document(record) for record in records]
-        repetition.prepare_batch(docs)
-        return [self.compute_document(doc, record) for doc, record in zip(docs, records, strict=True)]
-
     def compute_document(self, doc: Document, record: Mapping[str, Any]) -> dict[str, Spans]:
         """All 45 signals for an already built Document (its record gives the ccnet_* fields)."""
         out: dict[str, Spans] = {}

@@ -19,7 +19,6 @@ from collections import Counter
 import numpy as np
 
 from signals.document import Document
-from signals.text_normalization import code_points
 
 PRECISION = 8  # RPv2 core.constants.PRECISION
 
@@ -147,9 +146,6 @@ def frac_chars_top_ngram(doc: Document, n: int) -> float:
     over all word characters; the most frequent n-gram is the first to occur among those with the
     highest count (``Counter.most_common(1)``), 0.0 when no n-gram occurs twice. Overlapping
     occurrences are all counted, so values above 1 are possible (as in RPv2)."""
-    batched = doc.cache.get(BATCH_KEY)
-    if batched is not None:
-        return batched[n]
     table = ngram_table(doc)
     level = table.repeated(n)
     if len(level.positions) == 0:
@@ -163,9 +159,6 @@ def frac_chars_top_ngram(doc: Document, n: int) -> float:
 def frac_chars_dupe_ngrams(doc: Document, n: int) -> float:
     """RPv2 Base_RPS_Frac_Chars_In_Dupe_NGrams: characters of the words covered by some n-gram that
     occurs more than once, over all word characters (each word counted once)."""
-    batched = doc.cache.get(BATCH_KEY)
-    if batched is not None:
-        return batched[n]
     table = ngram_table(doc)
     num_words = table.num_words
     if num_words < n:
@@ -179,105 +172,6 @@ def frac_chars_dupe_ngrams(doc: Document, n: int) -> float:
     covered = np.cumsum(delta[:num_words]) > 0
     chars_duped = int(table.word_lengths[covered].sum())
     return round(chars_duped / table.total_chars, PRECISION)
-
-
-BATCH_KEY = "repetition.values"
-TOP_SIZES = (2, 3, 4)
-DUPE_SIZES = (5, 6, 7, 8, 9, 10)
-
-
-def prepare_batch(docs: list[Document]) -> None:
-    """The nine repetition values of many documents at once, kept in each ``doc.cache``.
-
-    The same level-by-level search as :class:`NgramTable`, on the concatenated word ids of all the
-    documents (ids offset per document, n-grams never crossing a document end), so that numpy's
-    per-call cost is paid once per batch instead of once per document; each document also gets its
-    :class:`NgramTable` (word ids, counts, vocabulary) for the other signals. Values are identical to
-    the one-document path (tests check both against RPv2).
-    """
-    tables: list[NgramTable] = []
-    id_parts: list[np.ndarray] = []
-    offsets: list[int] = []
-    offset = 0
-    for doc in docs:
-        words = doc.normalized_words
-        num = len(words)
-        first = dict(zip(reversed(words), range(num - 1, -1, -1), strict=True))
-        ids = np.fromiter(map(first.__getitem__, words), dtype=np.int64, count=num)
-        id_parts.append(ids + offset if offset else ids)
-        offsets.append(offset)
-        offset += num
-        tables.append((doc, words, first, ids))  # type: ignore[arg-type]
-    total = offset
-    if total == 0:
-        for doc in docs:
-            doc.cache[BATCH_KEY] = dict.fromkeys(TOP_SIZES + DUPE_SIZES, 0.0)
-            doc.cache["repetition.ngrams"] = NgramTable(doc.normalized_words, 0)
-        return
-    all_ids = np.concatenate(id_parts)
-    all_counts = np.bincount(all_ids, minlength=total)
-    lengths = np.array([len(t[1]) for t in tables], dtype=np.int64)
-    doc_of_word = np.repeat(np.arange(len(docs)), lengths)
-    word_end = np.repeat(np.asarray(offsets, dtype=np.int64) + lengths, lengths)  # exclusive end of its doc
-    total_chars = [len(doc.normalized_content) - len(doc.normalized_words) + 1 if doc.normalized_words else 0
-                   for doc in docs]
-    for (doc, words, first, ids), start, chars in zip(tables, offsets, total_chars, strict=True):
-        doc.cache["repetition.ngrams"] = NgramTable(
-            words, chars, first_position=first, word_ids=ids, first_counts=all_counts[start : start + len(words)]
-        )
-    values: list[dict[int, float]] = [dict.fromkeys(TOP_SIZES + DUPE_SIZES, 0.0) for _ in docs]
-
-    # word lengths from the joined normalized texts (words never contain a space)
-    joined = " ".join(doc.normalized_content for doc in docs if doc.normalized_words)
-    spaces = np.flatnonzero(code_points(joined) == 32)
-    bounds = np.empty(len(spaces) + 2, dtype=np.int64)
-    bounds[0] = -1
-    bounds[1:-1] = spaces
-    bounds[-1] = len(joined)
-    word_lengths = np.diff(bounds) - 1
-    length_prefix = np.zeros(total + 1, dtype=np.int64)
-    np.cumsum(word_lengths, out=length_prefix[1:])
-
-    per_position = all_counts[all_ids]
-    positions = np.flatnonzero(per_position > 1)
-    groups = all_ids[positions]
-    for n in range(2, MAX_NGRAM + 1):
-        if len(positions) < 2:
-            break
-        repeats = np.zeros(total + 1, dtype=np.bool_)
-        repeats[positions] = True
-        keep = repeats[positions + 1] & (positions + (n - 1) < word_end[positions])
-        starts = positions[keep]
-        if len(starts) < 2:
-            break
-        keys = groups[keep] * total + all_ids[starts + (n - 1)]
-        _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
-        inverse = inverse.reshape(-1)
-        counts_here = counts[inverse]
-        repeated = counts_here > 1
-        positions, groups, counts_here = starts[repeated], inverse[repeated], counts_here[repeated]
-        if len(positions) == 0:
-            break
-        owners = doc_of_word[positions]
-        if n in TOP_SIZES:
-            present, seg_starts = np.unique(owners, return_index=True)
-            max_counts = np.maximum.reduceat(counts_here, seg_starts)
-            seg_sizes = np.diff(np.append(seg_starts, len(owners)))
-            is_max = counts_here == np.repeat(max_counts, seg_sizes)
-            _, first_idx = np.unique(owners[is_max], return_index=True)
-            first_pos = positions[is_max][first_idx]
-            gram_chars = length_prefix[first_pos + n] - length_prefix[first_pos]
-            for d, c, m in zip(present.tolist(), gram_chars.tolist(), max_counts.tolist(), strict=True):
-                values[d][n] = round(c * m / total_chars[d], PRECISION)
-        else:
-            delta = np.bincount(positions, minlength=total + 1)
-            delta -= np.bincount(positions + n, minlength=total + 1)
-            covered = np.cumsum(delta[:total]) > 0
-            duped = np.bincount(doc_of_word[covered], weights=word_lengths[covered], minlength=len(docs))
-            for d in np.unique(owners).tolist():
-                values[d][n] = round(int(duped[d]) / total_chars[d], PRECISION)
-    for doc, value in zip(docs, values, strict=True):
-        doc.cache[BATCH_KEY] = value
 
 
 def _top(n: int):

@@ -305,3 +305,14 @@ def test_calibrate_without_a_model_fails_clearly(tmp_path, capsys):
                  "--cutoffs", str(tmp_path / "c.yaml")]) == 1
     assert "no model" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "c.yaml")
+
+
+def test_build_lm_is_deterministic(tmp_path):
+    from pipeline.models import build_lm
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(botchan_lines()[:1500]) + "\n", encoding="utf-8")
+    first = build_lm("en", [corpus], tmp_path / "a", vocab_size=500)
+    second = build_lm("en", [corpus], tmp_path / "b", vocab_size=500)
+    assert first.sp_model.read_bytes() == second.sp_model.read_bytes()
+    assert first.lm_binary.read_bytes() == second.lm_binary.read_bytes()

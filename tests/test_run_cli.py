@@ -95,3 +95,13 @@ def test_no_arguments_runs_the_embedded_sample_offline(tmp_path):
     table = ds.dataset(output / "documents", format="parquet", partitioning="hive").to_table()
     assert table.num_rows == summary["documents"]["kept"]
     assert set(table.column("language").to_pylist()) <= {"en", "de", "fr", "es", "it"}
+
+
+def test_bad_shard_spec_and_missing_listing_are_clear_errors(tmp_path, capsys):
+    assert rpv2(["run", "--snapshot", "2023-06", "--base-url", str(tmp_path), "--num-shards", "4",
+                 "--shards", "2-9", "--output", str(tmp_path / "out")]) == 2
+    assert "shard" in capsys.readouterr().err
+    assert rpv2(["run", "--snapshot", "2023-06", "--base-url", str(tmp_path), "--output", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "cannot read listing" in err and "CC-MAIN-2023-06/wet.paths.gz" in err
+    assert not (tmp_path / "out").exists()

@@ -181,3 +181,24 @@ def test_a_shard_without_files_is_valid_and_writes_nothing(tmp_path):
     stats = ShardProcessor(StageSettings(output=str(tmp_path))).process(ShardTask(SNAPSHOT, 42, ()))
     assert (stats.shards, stats.files, stats.documents_read, stats.documents_kept) == (1, 0, 0, 0)
     assert not list(tmp_path.rglob("*.parquet"))
+
+
+def test_an_annotator_failing_on_one_page_keeps_it_with_null_columns_and_reports_it(mirror, tmp_path):
+    from pipeline.shard_processor import MinHashAnnotator
+
+    class MinHashFailingOnGermanPages(MinHashAnnotator):
+        def annotate(self, record, view):
+            if record["language"] == "de":
+                raise ValueError("odd page")
+            return super().annotate(record, view)
+
+    settings = StageSettings(output=str(tmp_path), languages=("en", "de"))
+    stats = ShardProcessor(settings, annotators=[MinHashFailingOnGermanPages()]).process(_task(mirror, 0, 1))
+    german = stats.kept_by_language_bucket["de/all"]
+    assert german > 0
+    assert stats.events["annotator_failed_MinHashFailingOnGermanPages"] == german
+    assert sum(f["reason"] == "MinHashFailingOnGermanPages_failed" for f in stats.failures) == german
+    rows = pq.read_table(next(tmp_path.rglob("language=de/*/*.parquet"))).to_pylist()
+    assert all(row["signature_sim0.7"] is None for row in rows)
+    english = pq.read_table(next(tmp_path.rglob("language=en/*/*.parquet"))).to_pylist()
+    assert all(len(row["signature_sim0.7"]) == 14 for row in english)

@@ -259,15 +259,6 @@ def test_random_text_matches_reference(text):
     _assert_matches_reference(text)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.lists(st.sampled_from(["a", "b", "c", "A.", "d e", "\n", " "]), max_size=60).map(" ".join),
-                min_size=1, max_size=8))
-def test_batches_equal_one_document_at_a_time(texts):
-    """compute_batch concatenates the documents' words: n-grams must never cross a document end."""
-    records = [{"raw_content": t, "language": "en", "source_domain": "example.com"} for t in texts]
-    assert COMPUTER.compute_batch(records) == [COMPUTER.compute(r) for r in records]
-
-
 def test_missing_artifacts_give_null_and_are_counted():
     computer = QualitySignals(ARTIFACTS, with_models=False)
     record = {"raw_content": "Dit is een Nederlandse tekst.", "language": "nl", "source_domain": "x.nl"}

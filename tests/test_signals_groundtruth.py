@@ -40,18 +40,9 @@ EXPECTED = _load("expected.jsonl")
 
 
 @pytest.fixture(scope="module")
-def computer() -> QualitySignals:
-    return QualitySignals(GT / "artifacts", languages=["en", "de", "fr", "es", "it"])
-
-
-@pytest.fixture(scope="module", params=["one document at a time", "batches of 50"])
-def computed(request, computer) -> list[dict]:
-    if request.param == "one document at a time":
-        return [computer.compute(doc) for doc in DOCS]
-    out: list[dict] = []
-    for start in range(0, len(DOCS), 50):
-        out += computer.compute_batch(DOCS[start : start + 50])
-    return out
+def computed() -> list[dict]:
+    computer = QualitySignals(GT / "artifacts", languages=["en", "de", "fr", "es", "it"])
+    return [computer.compute(doc) for doc in DOCS]
 
 
 def _same_exact(got: list, want: list) -> bool:

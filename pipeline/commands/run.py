@@ -105,7 +105,18 @@ def main(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"rpv2 run: configuration error: {exc}", file=sys.stderr)
         return 2
-    summary = run_pipeline(config, beam_args=list(getattr(args, "beam_args", []) or []), sample=sample)
+    from pipeline.cc_listing import ListingError, parse_shard_spec
+
+    try:
+        parse_shard_spec(config.shards, config.num_shards)
+    except ValueError as exc:
+        print(f"rpv2 run: configuration error: shards: {exc}", file=sys.stderr)
+        return 2
+    try:
+        summary = run_pipeline(config, beam_args=list(getattr(args, "beam_args", []) or []), sample=sample)
+    except ListingError as exc:
+        print(f"rpv2 run: {exc}", file=sys.stderr)
+        return 1
     print(format_table(summary))
     print(f"output: {config.output.rstrip('/')}/documents  summary: {config.output.rstrip('/')}/_run_summary.json")
     if sample:

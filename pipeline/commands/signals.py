@@ -32,7 +32,7 @@ HELP = "RedPajama-V2 quality signals (+ MinHash) for CCNet-format JSON-lines doc
 
 log = logging.getLogger("rpv2.signals")
 
-BATCH_SIZE = 256  # documents whose repetition signals are computed together (numpy work per batch)
+BATCH_SIZE = 256  # documents read before their signals are written
 
 # RPv2 Worker: snapsh_re / uri_id_re
 _SNAPSHOT_RE = re.compile(r"\b\d{4}-\d{2}\b")
@@ -123,7 +123,6 @@ def signals_record(
 
 def main(args: argparse.Namespace) -> int:
     from signals.registry import QualitySignals
-    from signals.repetition import prepare_batch
 
     uri_id = derive_uri_id(args.input, args.id_prefix, args.documents_root)
     snapshot_id = args.snapshot_id or snapshot_of(uri_id)
@@ -152,10 +151,8 @@ def main(args: argparse.Namespace) -> int:
             nonlocal num_chars
             if not batch:
                 return
-            records = [record for _, record in batch]
-            docs = [computer.document(record) for record in records]
-            prepare_batch(docs)
-            for (row, record), doc in zip(batch, docs, strict=True):
+            for row, record in batch:
+                doc = computer.document(record)
                 num_chars += len(doc.raw_content)
                 out = signals_record(record, computer.compute_document(doc, record), uri_id, row, snapshot_id)
                 dst.write(_dumps(out))
