@@ -18,7 +18,7 @@ RUN apt-get update \
 
 WORKDIR /opt/rpv2
 # Dependencies first, so that code changes do not reinstall them.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY pipeline/__init__.py pipeline/__init__.py
 COPY signals/__init__.py signals/__init__.py
 COPY dedup/__init__.py dedup/__init__.py

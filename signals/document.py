@@ -3,9 +3,10 @@
 Mirrors RedPajama-V2's ``core.document.Document`` (app/src/core/document.py): the same attribute names
 (``raw_content``, ``normalized_content``, ``raw_lines``, ``normalized_lines``, ``raw_words``,
 ``normalized_words``, ``num_raw_words``, ``num_normalized_words``, ``domain``, ``raw_2grams`` ...
-``norm_4grams``) with the same values, plus ``language`` and flat line views (``raw_line_texts``,
-``normalized_line_texts``, ``line_starts``, ``line_ends``) that the line signals use without building
-one object per line.
+``norm_4grams``) with the same values, plus ``language`` and flat views the signals use without building one object per line or character:
+``raw_line_texts``, ``normalized_line_texts``, ``line_starts``, ``line_ends``, ``lowered_nfd`` (the text
+with punctuation removed, lower-cased and NFD-normalized but whitespace kept, from which the normalized
+text, words and lines are cut) and ``code_points`` (the raw text as an integer array).
 
 Differences from RPv2 that do not change any value:
 

