@@ -36,9 +36,7 @@ COPY configs configs
 RUN pip install --no-cache-dir --no-deps -c /tmp/constraints.txt -e . \
     && python -c "import pipeline.cli, apache_beam; assert apache_beam.__version__ == '${BEAM_VERSION}', apache_beam.__version__"
 
-# RPv2's DSIR artifacts bucket words with Python's salted hash(): RPv2 runs with PYTHONHASHSEED=42 (its
-# app/Dockerfile), and so do our workers, so that the importance signals equal RPv2's and do not vary
-# between worker processes.
-ENV PYTHONHASHSEED=42
+# No PYTHONHASHSEED needed: RPv2-mode DSIR artifacts are read with an emulation of CPython's seed-42
+# str/tuple hash (signals/cpython_hash.py), so workers give RPv2's values whatever their own hash seed.
 
 # Keep the base image's ENTRYPOINT (/opt/apache/beam/boot): the runner starts the SDK harness with it.

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -241,67 +240,6 @@ def pipeline_counters(result: Any) -> dict[str, int]:
     return dict(sorted(counters.items()))
 
 
-RPV2_HASH_SEED = "42"
-
-
-def needs_rpv2_hash_seed(artifacts: str | None) -> bool:
-    """True when the artifacts' DSIR counts were bucketed with Python's salted ``hash()`` (RPv2's own
-    artifacts: no ``dsir/<lang>/hash.json``), so the importance signals are RPv2's values only in
-    processes started with PYTHONHASHSEED=42 (RPv2's Dockerfile sets it) and differ between processes
-    otherwise. Remote artifact dirs are assumed to need it."""
-    if not artifacts:
-        return False
-    if "://" in artifacts and not artifacts.startswith("file://"):
-        return True
-    from pathlib import Path
-
-    from signals.importance import read_hash_mode
-
-    dsir = Path(artifacts.removeprefix("file://")) / "dsir"
-    return any(read_hash_mode(d) == "rpv2" for d in sorted(dsir.iterdir()) if d.is_dir()) if dsir.is_dir() else False
-
-
-def process_has_rpv2_hash_seed() -> bool:
-    """Whether this process hashes strings as a process started with PYTHONHASHSEED=42 does (the
-    variable may have been changed since start-up, so the hash itself is compared)."""
-    import subprocess
-    import sys
-
-    probe = "rpv2 hash seed probe"
-    reference = subprocess.run(
-        [sys.executable, "-c", f"print(hash({probe!r}))"],
-        env={**os.environ, "PYTHONHASHSEED": RPV2_HASH_SEED}, capture_output=True, text=True, check=True,
-    ).stdout.strip()
-    return str(hash(probe)) == reference
-
-
-def pin_hash_seed(config: Any, beam_args: list[str], options: Any) -> list[str]:
-    """Make every worker hash with PYTHONHASHSEED=42 when the artifacts need it (see above).
-
-    Worker processes inherit the launcher's environment (DirectRunner multi_processing, PROCESS
-    environments); the SDK image sets it for Docker environments (Dockerfile). A DirectRunner
-    computing in the launcher process itself cannot change its own seed, so its work is moved to
-    worker processes (``--direct_running_mode=multi_processing``), which also makes the output the
-    same bytes whatever the worker count.
-    """
-    if not needs_rpv2_hash_seed(config.artifacts):
-        return beam_args
-    os.environ["PYTHONHASHSEED"] = RPV2_HASH_SEED
-    if process_has_rpv2_hash_seed():
-        return beam_args
-    from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
-
-    runner = options.view_as(StandardOptions).runner
-    if runner in (None, "DirectRunner", "direct", "SwitchingDirectRunner"):
-        if options.view_as(DirectOptions).direct_running_mode != "multi_processing":
-            logger.warning(
-                "RPv2 DSIR artifacts need PYTHONHASHSEED=42, which this process was not started with: "
-                "running the DirectRunner's workers as subprocesses (multi_processing) with PYTHONHASHSEED=42"
-            )
-            return [*beam_args, "--direct_running_mode=multi_processing"]
-    return beam_args
-
-
 _DIRECT_RUNNER_NAMES = ("directrunner", "direct", "switchingdirectrunner")
 
 
@@ -358,7 +296,6 @@ def run_pipeline(config: Any, beam_args: Sequence[str] = (), *, sample: bool = F
         "embedded_sample": sample,
     }
     args = config.beam_args(beam_args)
-    args = pin_hash_seed(config, args, PipelineOptions(args))
     options = PipelineOptions(args)
     started_at = time.time()
     pipeline = beam.Pipeline(runner=offline_direct_runner(options), options=options)

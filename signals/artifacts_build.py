@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from signals.classifiers import classifier_input
-from signals.stable_hash import HASH_MODES, hash_features
+from signals.stable_hash import HASH_MODES, RPV2_HASH_ALGORITHM, RPV2_HASH_SEED, hash_features
 
 log = logging.getLogger(__name__)
 
@@ -335,8 +335,9 @@ def write_hash_metadata(lang_dir: Path, hash_mode: str, buckets: int) -> None:
         "grams": "raw WordPunct unigrams and bigrams (RPv2 Document.hash_features)",
         "definition": "signals/stable_hash.py",
     }
-    if hash_mode == "rpv2":
-        meta["python_hash_seed"] = os.environ.get("PYTHONHASHSEED")
+    if hash_mode == "rpv2":  # RPv2's hash() under PYTHONHASHSEED=42, emulated (signals/cpython_hash.py)
+        meta["python_hash_seed"] = str(RPV2_HASH_SEED)
+        meta["python_hash_algorithm"] = RPV2_HASH_ALGORITHM
     (lang_dir / HASH_METADATA_FILE).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
 
 
@@ -351,13 +352,12 @@ def build_dsir(
 ) -> tuple[Path, Path]:
     """``dsir/<lang>/<dataset>.<lang>.<buckets>.counts.npy`` and ``<dataset>.<lang>.lambda.npy``.
 
-    ``hash_mode="rpv2"`` reproduces RPv2's counts only in a process started with PYTHONHASHSEED=42
-    (refused otherwise); ``"stable"`` counts are the same in every process.
+    ``hash_mode="rpv2"`` reproduces RPv2's counts (its ``hash()`` under PYTHONHASHSEED=42, emulated by
+    :mod:`signals.cpython_hash`, so in any process); ``"stable"`` counts are ours. Both are the same in
+    every process.
     """
     if hash_mode not in HASH_MODES:
         raise ValueError(f"unknown hash mode {hash_mode!r}")
-    if hash_mode == "rpv2" and os.environ.get("PYTHONHASHSEED") != "42":
-        raise RuntimeError("rpv2-mode DSIR counts need a process started with PYTHONHASHSEED=42")
     lang_dir = artifacts_dir / "dsir" / lang
     lang_dir.mkdir(parents=True, exist_ok=True)
     counts, lam = dsir_counts(iter_jsonl_texts(source, num_samples), buckets, hash_mode)

@@ -19,6 +19,8 @@ _BUCKETS = {"head": 0.0, "middle": 1.0, "tail": 2.0}
 
 
 def _as_float(value: Any) -> float | None:
+    if type(value) is float:
+        return value
     if value is None or isinstance(value, bool):
         return None
     try:
@@ -29,7 +31,7 @@ def _as_float(value: Any) -> float | None:
 
 def _field_signal(field: str) -> Callable[[Document, Mapping[str, Any]], Spans]:
     def signal(doc: Document, record: Mapping[str, Any]) -> Spans:
-        return [(0, len(doc), _as_float(record.get(field)))]
+        return [(0, doc.num_chars, _as_float(record.get(field)))]
 
     signal.__name__ = f"ccnet_{field}"
     signal.__doc__ = f"CCNet's ``{field}`` as a float (RPv2 ccnet_{field})."
@@ -47,7 +49,7 @@ ccnet_perplexity = _field_signal("perplexity")
 def ccnet_bucket(doc: Document, record: Mapping[str, Any]) -> Spans:
     """CCNet's perplexity bucket: head 0.0, middle 1.0, tail 2.0, else None (RPv2 _ccnet_bucket_to_int)."""
     bucket = record.get("bucket")
-    return [(0, len(doc), _BUCKETS.get(bucket) if isinstance(bucket, str) else None)]
+    return [(0, doc.num_chars, _BUCKETS.get(bucket) if isinstance(bucket, str) else None)]
 
 
 # RPv2 emit order
@@ -60,3 +62,19 @@ SIGNALS: dict[str, Callable[[Document, Mapping[str, Any]], Spans]] = {
     "ccnet_perplexity": ccnet_perplexity,
     "ccnet_bucket": ccnet_bucket,
 }
+
+
+def ccnet_signals(doc: Document, record: Mapping[str, Any]) -> dict[str, Spans]:
+    """All seven ccnet_* signals in RPv2 emit order (the functions above, without a call each)."""
+    end = doc.num_chars
+    get = record.get
+    bucket = get("bucket")
+    return {
+        "ccnet_length": [(0, end, _as_float(get("length")))],
+        "ccnet_original_length": [(0, end, _as_float(get("original_length")))],
+        "ccnet_nlines": [(0, end, _as_float(get("nlines")))],
+        "ccnet_original_nlines": [(0, end, _as_float(get("original_nlines")))],
+        "ccnet_language_score": [(0, end, _as_float(get("language_score")))],
+        "ccnet_perplexity": [(0, end, _as_float(get("perplexity")))],
+        "ccnet_bucket": [(0, end, _BUCKETS.get(bucket) if isinstance(bucket, str) else None)],
+    }

@@ -38,19 +38,19 @@ def rps_doc_lorem_ipsum(doc: Document) -> Spans:
     """'lorem ipsum' matches per normalized character (RPv2 RPS_Doc_Lorem_Ipsum)."""
     text = doc.normalized_content
     if not text or _LOREM_TEXT not in text:
-        return [(0, len(doc), 0.0)]
+        return [(0, doc.num_chars, 0.0)]
     num = len(_LOREM_PATTERN.findall(text))
-    return [(0, len(doc), round(num / len(text), PRECISION))]
+    return [(0, doc.num_chars, round(num / len(text), PRECISION))]
 
 
 def rps_doc_ldnoobw_words(doc: Document, lists: WordLists) -> Spans:
     """Number of normalized word n-grams found in the LDNOOBW list (RPv2 RPS_Doc_LDNOOBW_Words)."""
     bad_words = lists.bad_words(doc.language)
     if bad_words is None:
-        return [(0, len(doc), None)]
+        return [(0, doc.num_chars, None)]
     if not doc.normalized_content:
-        return [(0, len(doc), 0.0)]
-    return [(0, len(doc), float(count_bad_words(bad_words, ngram_table(doc))))]
+        return [(0, doc.num_chars, 0.0)]
+    return [(0, doc.num_chars, float(count_bad_words(bad_words, ngram_table(doc))))]
 
 
 def count_bad_words(bad_words: BadWords, table: NgramTable) -> int:
@@ -80,11 +80,11 @@ def rps_doc_stop_word_fraction(doc: Document, lists: WordLists) -> Spans:
     RPS_Doc_Stop_Word_Fraction (0.0 when the document has no normalized words)."""
     stop_words = lists.stop_words(doc.language)
     if stop_words is None:
-        return [(0, len(doc), None)]
+        return [(0, doc.num_chars, None)]
     if doc.num_normalized_words == 0:
-        return [(0, len(doc), 0.0)]
+        return [(0, doc.num_chars, 0.0)]
     num = sum(map(stop_words.__contains__, doc.raw_words))
-    return [(0, len(doc), round(num / doc.num_raw_words, PRECISION))]
+    return [(0, doc.num_chars, round(num / doc.num_raw_words, PRECISION))]
 
 
 def rps_doc_ut1_blacklist(doc: Document, lists: WordLists) -> Spans:
@@ -95,8 +95,8 @@ def rps_doc_ut1_blacklist(doc: Document, lists: WordLists) -> Spans:
     """
     index = lists.ut1_domains()
     if index is None:
-        return [(0, len(doc), None)]
-    return [(0, len(doc), index.get(doc.domain))]  # type: ignore[arg-type]
+        return [(0, doc.num_chars, None)]
+    return [(0, doc.num_chars, index.get(doc.domain))]  # type: ignore[arg-type]
 
 
 # name -> function(doc) ; the list-based ones are in WORD_LIST_SIGNALS (function(doc, lists))

@@ -3,10 +3,12 @@
 Mirrors RedPajama-V2's ``core.document.Document`` (app/src/core/document.py): the same attribute names
 (``raw_content``, ``normalized_content``, ``raw_lines``, ``normalized_lines``, ``raw_words``,
 ``normalized_words``, ``num_raw_words``, ``num_normalized_words``, ``domain``, ``raw_2grams`` ...
-``norm_4grams``) with the same values, plus ``language`` and flat views the signals use without building one object per line or character:
-``raw_line_texts``, ``normalized_line_texts``, ``line_starts``, ``line_ends``, ``lowered_nfd`` (the text
-with punctuation removed, lower-cased and NFD-normalized but whitespace kept, from which the normalized
-text, words and lines are cut) and ``code_points`` (the raw text as an integer array).
+``norm_4grams``) with the same values, plus ``language`` and flat views that the signals use without
+building one object per line or character: ``raw_line_texts``, ``normalized_line_texts``,
+``line_starts``, ``line_ends``, ``lowered_nfd`` (the text with punctuation removed, lower-cased and
+NFD-normalized but whitespace kept, from which the normalized text, words and lines are cut) and
+``code_points`` (the raw text as an integer array). ``raw_words`` are nltk's WordPunct tokens as RPv2
+got them (``regex`` engine semantics; see signals/text_normalization.py).
 
 Differences from RPv2 that do not change any value:
 
@@ -75,7 +77,7 @@ class Document:
     """
 
     __slots__ = (
-        "raw_content", "domain", "language", "normalized_content", "raw_words", "normalized_words",
+        "raw_content", "num_chars", "domain", "language", "normalized_content", "raw_words", "normalized_words",
         "num_raw_words", "num_normalized_words", "cache",
         "lowered_nfd", "_code_points", "_raw_line_texts", "_normalized_line_texts", "_line_starts", "_line_ends",
         "_raw_lines", "_normalized_lines", "_grams",
@@ -83,6 +85,7 @@ class Document:
 
     def __init__(self, raw_content: str, domain: str | None = None, language: str | None = None) -> None:
         self.raw_content: str = raw_content
+        self.num_chars: int = len(raw_content)  # len(document) in RPv2: the end of every doc-level span
         self.domain: str | None = domain
         self.language: str | None = language
 

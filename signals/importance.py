@@ -15,8 +15,9 @@ Reproduces RPv2's ``core/quality_signals/importance_weights.py`` (``Base_Importa
 Artifacts layout (RPv2's, read as is): ``<artifacts>/dsir/<lang>/<dataset>.<lang>.<buckets>.counts.npy``
 and ``<dataset>.<lang>.lambda.npy``. Which hash the counts were made with is recorded by our builder
 in ``<artifacts>/dsir/<lang>/hash.json`` (``{"hash_mode": "stable", "buckets": 10000, ...}``); a
-directory without that file was made by RPv2's own code and uses ``"rpv2"`` mode (valid only in a
-process started with PYTHONHASHSEED=42).
+directory without that file was made by RPv2's own code and uses ``"rpv2"`` mode: RPv2's built-in
+``hash()`` under PYTHONHASHSEED=42, which :mod:`signals.cpython_hash` reproduces in any process (no
+PYTHONHASHSEED needed here).
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ PRECISION = 8  # RPv2 core.constants.PRECISION
 SOURCE_DATASET = "ccnet"
 TARGET_DATASETS = ("books", "openwebtext", "wikipedia")
 HASH_METADATA_FILE = "hash.json"
-RPV2_HASH_SEED = "42"
 _PMF_UNDERFLOW = -800.0  # exp() of anything below -745.2 is 0.0 in float64
 
 SIGNAL_NAMES: tuple[str, ...] = tuple(
@@ -171,7 +171,6 @@ class ImportanceScorer:
         self.hash_mode = hash_mode
         self.missing: Counter[str] = Counter()
         self._languages: dict[str, DsirLanguage | None] = {}
-        self._warned_seed = False
 
     def language(self, lang: str) -> DsirLanguage | None:
         """The loaded artifacts of ``lang`` (None when its dir or ccnet counts are missing)."""
@@ -181,12 +180,6 @@ class ImportanceScorer:
             loaded = load_dsir_language(lang_dir, forced) if lang_dir.is_dir() else None
             if loaded is None:
                 log.warning("no DSIR artifacts for language %r in %s: importance signals are null", lang, lang_dir)
-            elif loaded.hash_mode == "rpv2" and os.environ.get("PYTHONHASHSEED") != RPV2_HASH_SEED:
-                log.warning(
-                    "DSIR artifacts in %s use RPv2's salted hash(); values match RPv2 only with "
-                    "PYTHONHASHSEED=%s (this process has %r)",
-                    lang_dir, RPV2_HASH_SEED, os.environ.get("PYTHONHASHSEED"),
-                )
             self._languages[lang] = loaded
         return self._languages[lang]
 

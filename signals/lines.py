@@ -13,6 +13,8 @@ from the same kind of prefix sums (or, for a few ASCII lines, a loop), without b
 
 from __future__ import annotations
 
+from itertools import accumulate
+
 import numpy as np
 
 from signals.document import Document
@@ -69,7 +71,8 @@ def _prefix(flags: np.ndarray) -> np.ndarray:
 
 def normalized_line_stats(doc: Document) -> tuple[list[int], list[int], list[int]]:
     """Per line: the number of words, the length and the ``str.isnumeric`` characters of RPv2's
-    normalized line (``normalize(line)``), without building the line strings.
+    normalized line (``normalize(line)``), without building the line strings. A length is only
+    computed for lines with numeric characters (elsewhere it is 0: the fraction is 0.0 anyway).
 
     A normalized line is ``" ".join(piece.split())`` of the line's piece of the lower-cased NFD text
     (text_normalization explains why), so its words are the maximal runs of non-whitespace
@@ -89,14 +92,22 @@ def _normalized_line_stats(doc: Document) -> tuple[list[int], list[int], list[in
     if num_lines == 0:
         return [], [], []
     text = doc.lowered_nfd
-    if num_lines <= _FEW_LINES and text.isascii():
-        words, lengths = [], []
-        for piece in text.split("\n", num_lines)[:num_lines]:
-            tokens = piece.split()
-            num = len(tokens)
-            words.append(num)
-            lengths.append(sum(map(len, tokens)) + num - 1 if num else 0)
-        return words, lengths, ascii_counts_per_line(text, _ASCII_NOT_NUMERIC, num_lines)
+    if num_lines <= _FEW_LINES:
+        pieces = text.split("\n", num_lines)[:num_lines]
+        words = [len(piece.split()) for piece in pieces]
+        if text.isascii():
+            counts = ascii_counts_per_line(text, _ASCII_NOT_NUMERIC, num_lines)
+        else:
+            numeric = char_table("isnumeric")[code_points(text)]
+            if not numeric.any():
+                return words, [0] * num_lines, [0] * num_lines
+            ends = list(accumulate(len(p) + 1 for p in pieces))
+            starts = [0, *ends[:-1]]
+            prefix = _prefix(numeric)
+            counts = (prefix[[e - 1 for e in ends]] - prefix[starts]).tolist()
+        # a length is only needed where there is something to divide (the fraction of 0 is 0.0)
+        lengths = [len(" ".join(p.split())) if c else 0 for p, c in zip(pieces, counts, strict=True)]
+        return words, lengths, counts
     points = code_points(text)
     size = len(points)
     newlines = np.flatnonzero(points == 10)
@@ -175,7 +186,7 @@ def rps_lines_start_with_bulletpoint(doc: Document) -> Spans:
     ``[(0, 0, None)]`` for a document without lines (RPv2 RPS_Lines_Start_With_Bulletpoint)."""
     lines = doc.raw_line_texts
     if not lines:
-        return [(0, len(doc), None)]
+        return [(0, doc.num_chars, None)]
     scores = [float(line.lstrip().startswith(_BULLETS)) for line in lines]
     return list(zip(doc.line_starts, doc.line_ends, scores, strict=True))
 

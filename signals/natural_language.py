@@ -21,18 +21,19 @@ Spans = list[tuple[int, int, float | int | None]]
 
 # RPv2 RPS_Doc_Num_Sentences.SENT_PATTERN
 _SENTENCE_PATTERN = re.compile(r"\b[^.!?]+[.!?]*", flags=re.UNICODE)
+_ASCII_NOT_LETTER_OR_SPACE = bytes(b for b in range(128) if not (chr(b).isalpha() or b == 32))
 _SYMBOLS = ("#", "...", "…")  # RPv2 RPS_Doc_Symbol_To_Word_Ratio.SYMBOLS
 _ELLIPSIS = ("...", "…")  # RPv2 RPS_Doc_Frac_Lines_End_With_Ellipsis.ELLIPSIS_SYMBOLS
 
 
 def rps_doc_num_sentences(doc: Document) -> Spans:
     """Matches of r'\\b[^.!?]+[.!?]*' in the raw text, as a float (RPv2 RPS_Doc_Num_Sentences)."""
-    return [(0, len(doc), float(len(_SENTENCE_PATTERN.findall(doc.raw_content))))]
+    return [(0, doc.num_chars, float(len(_SENTENCE_PATTERN.findall(doc.raw_content))))]
 
 
 def rps_doc_word_count(doc: Document) -> Spans:
     """Number of normalized words, an int (RPv2 RPS_Doc_Word_Count)."""
-    return [(0, len(doc), doc.num_normalized_words)]
+    return [(0, doc.num_chars, doc.num_normalized_words)]
 
 
 def rps_doc_mean_word_length(doc: Document) -> Spans:
@@ -40,19 +41,19 @@ def rps_doc_mean_word_length(doc: Document) -> Spans:
     (RPv2 RPS_Doc_Mean_Word_Length)."""
     num = doc.num_normalized_words
     if num == 0:
-        return [(0, len(doc), None)]
+        return [(0, doc.num_chars, None)]
     num_chars = len(doc.normalized_content) - (num - 1)  # words joined by single spaces
-    return [(0, len(doc), round(float(num_chars) / num, PRECISION))]
+    return [(0, doc.num_chars, round(float(num_chars) / num, PRECISION))]
 
 
 def rps_doc_symbol_to_word_ratio(doc: Document) -> Spans:
     """('#' + '...' + '…' occurrences in the raw text) per raw token (RPv2 RPS_Doc_Symbol_To_Word_Ratio)."""
     num_words = doc.num_raw_words
     if num_words == 0:
-        return [(0, len(doc), None)]
+        return [(0, doc.num_chars, None)]
     raw = doc.raw_content
     num_symbols = float(sum(raw.count(s) for s in _SYMBOLS))
-    return [(0, len(doc), round(num_symbols / num_words, PRECISION))]
+    return [(0, doc.num_chars, round(num_symbols / num_words, PRECISION))]
 
 
 def rps_doc_frac_lines_end_with_ellipsis(doc: Document) -> Spans:
@@ -60,11 +61,11 @@ def rps_doc_frac_lines_end_with_ellipsis(doc: Document) -> Spans:
     (RPv2 RPS_Doc_Frac_Lines_End_With_Ellipsis)."""
     lines = doc.raw_line_texts
     if not lines:
-        return [(0, len(doc), None)]
+        return [(0, doc.num_chars, None)]
     if "..." not in doc.raw_content and "…" not in doc.raw_content:
-        return [(0, len(doc), 0.0)]
+        return [(0, doc.num_chars, 0.0)]
     num = float(sum(line.rstrip().endswith(_ELLIPSIS) for line in lines))
-    return [(0, len(doc), round(num / len(lines), PRECISION))]
+    return [(0, doc.num_chars, round(num / len(lines), PRECISION))]
 
 
 def count_with_ascii_letter(tokens: tuple[str, ...]) -> int:
@@ -77,7 +78,11 @@ def count_with_ascii_letter(tokens: tuple[str, ...]) -> int:
     """
     if not tokens:
         return 0
-    points = code_points(" ".join(tokens))
+    joined = " ".join(tokens)
+    if joined.isascii():
+        # keep only letters and spaces: a token without a letter vanishes from the whitespace split
+        return len(joined.encode("ascii").translate(None, _ASCII_NOT_LETTER_OR_SPACE).split())
+    points = code_points(joined)
     # (cp | 0x20) maps A-Z onto a-z; unsigned subtraction wraps everything below "a" to large values
     letters = ((points | 0x20) - 97).astype(np.uint32, copy=False) < 26
     token_index = np.cumsum(points == 32)[letters]
@@ -91,17 +96,17 @@ def rps_doc_frac_no_alph_words(doc: Document) -> Spans:
     (RPv2 RPS_Doc_Frac_No_Alph_Words)."""
     num_words = doc.num_raw_words
     if num_words == 0:
-        return [(0, len(doc), None)]
+        return [(0, doc.num_chars, None)]
     with_alpha = float(count_with_ascii_letter(doc.raw_words))
-    return [(0, len(doc), round(1.0 - with_alpha / num_words, PRECISION))]
+    return [(0, doc.num_chars, round(1.0 - with_alpha / num_words, PRECISION))]
 
 
 def rps_doc_frac_unique_words(doc: Document) -> Spans:
     """Distinct normalized words per normalized word; None without words (RPv2 RPS_Doc_Frac_Unique_Words)."""
     num = doc.num_normalized_words
     if num == 0:
-        return [(0, len(doc), None)]
-    return [(0, len(doc), round(float(ngram_table(doc).vocab_size) / num, PRECISION))]
+        return [(0, doc.num_chars, None)]
+    return [(0, doc.num_chars, round(float(ngram_table(doc).vocab_size) / num, PRECISION))]
 
 
 def unigram_entropy(doc: Document) -> float | None:
@@ -128,7 +133,7 @@ def unigram_entropy(doc: Document) -> float | None:
 
 def rps_doc_unigram_entropy(doc: Document) -> Spans:
     """Entropy of the normalized word distribution; None without words (RPv2 RPS_Doc_Unigram_Entropy)."""
-    return [(0, len(doc), unigram_entropy(doc))]
+    return [(0, doc.num_chars, unigram_entropy(doc))]
 
 
 def rps_doc_frac_all_caps_words(doc: Document) -> Spans:
@@ -136,9 +141,9 @@ def rps_doc_frac_all_caps_words(doc: Document) -> Spans:
     (RPv2 RPS_Doc_Frac_All_Caps_Words)."""
     num_words = doc.num_raw_words
     if num_words == 0:
-        return [(0, len(doc), None)]
+        return [(0, doc.num_chars, None)]
     num = float(sum(map(str.isupper, doc.raw_words)))
-    return [(0, len(doc), round(num / num_words, PRECISION))]
+    return [(0, doc.num_chars, round(num / num_words, PRECISION))]
 
 
 # RPv2 emit order (alphabetical class names within the module)

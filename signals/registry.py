@@ -79,6 +79,12 @@ assert len(SIGNAL_NAMES) == 45 == len(set(SIGNAL_NAMES))
 assert set(RULE_BASED_SIGNALS) == set(DOCUMENT_SIGNALS) | set(WORD_LIST_SIGNALS)
 
 
+# (name, function(doc) or None, function(doc, lists) or None), in emit order
+_RULE_BASED_PLAN: tuple[tuple[str, Any, Any], ...] = tuple(
+    (name, DOCUMENT_SIGNALS.get(name), WORD_LIST_SIGNALS.get(name)) for name in RULE_BASED_SIGNALS
+)
+
+
 def _optional_scorer(module_name: str, class_name: str, *args: Any, **kwargs: Any) -> Any | None:
     """An instance of ``module_name.class_name`` or None when that module does not exist (yet)."""
     try:
@@ -157,11 +163,9 @@ class QualitySignals:
 
     def compute_document(self, doc: Document, record: Mapping[str, Any]) -> dict[str, Spans]:
         """All 45 signals for an already built Document (its record gives the ccnet_* fields)."""
-        out: dict[str, Spans] = {}
-        for name, fn in RECORD_SIGNALS.items():
-            out[name] = fn(doc, record)
+        out = ccnet_signals.ccnet_signals(doc, record)
         out.update(self.rule_based(doc))
-        span_end = len(doc)
+        span_end = doc.num_chars
         if self.classifiers is not None:
             scores = self.classifiers.score(doc)
             for name in CLASSIFIER_SIGNALS:
@@ -180,9 +184,8 @@ class QualitySignals:
 
     def rule_based(self, doc: Document) -> dict[str, Spans]:
         """The content, repetition, natural-language and line signals, in RPv2 order."""
-        out: dict[str, Spans] = {}
         lists = self.word_lists
-        for name in RULE_BASED_SIGNALS:
-            fn = DOCUMENT_SIGNALS.get(name)
-            out[name] = fn(doc) if fn is not None else WORD_LIST_SIGNALS[name](doc, lists)
-        return out
+        return {
+            name: fn(doc) if lists_fn is None else lists_fn(doc, lists)
+            for name, fn, lists_fn in _RULE_BASED_PLAN
+        }

@@ -40,6 +40,9 @@ class RepeatedNgrams:
         self.counts = counts
 
 
+_NONE_REPEATED = RepeatedNgrams(_EMPTY, _EMPTY, _EMPTY)
+
+
 class NgramTable:
     """Word ids and the repeated n-grams (n = 1..MAX_NGRAM) of a document's normalized words; levels
     are built on first use and kept."""
@@ -70,6 +73,7 @@ class NgramTable:
             first_counts = np.bincount(word_ids, minlength=num) if num else _EMPTY
         self.first_counts = first_counts
         self.levels: dict[int, RepeatedNgrams] = {}
+        self._longest_repeat = MAX_NGRAM  # lowered once a level has no repeats
 
     @property
     def word_lengths(self) -> np.ndarray:
@@ -82,6 +86,8 @@ class NgramTable:
         level = self.levels.get(n)
         if level is not None:
             return level
+        if n > self._longest_repeat:
+            return _NONE_REPEATED
         if n == 1:
             per_position = self.first_counts[self.word_ids]
             positions = np.flatnonzero(per_position > 1)
@@ -90,19 +96,21 @@ class NgramTable:
         prev = self.repeated(n - 1)
         level = self._next_level(prev, n)
         self.levels[n] = level
+        if len(level.positions) == 0:
+            self._longest_repeat = n - 1  # no longer n-gram can repeat either
         return level
 
     def _next_level(self, prev: RepeatedNgrams, n: int) -> RepeatedNgrams:
         positions = prev.positions
         if len(positions) < 2:
-            return RepeatedNgrams(_EMPTY, _EMPTY, _EMPTY)
+            return _NONE_REPEATED
         # the n-gram at i repeats only if the (n-1)-grams at i and at i + 1 both repeat
         repeats = np.zeros(self.num_words + 1, dtype=np.bool_)
         repeats[positions] = True
         keep = repeats[positions + 1]
         starts = positions[keep]
         if len(starts) < 2:
-            return RepeatedNgrams(_EMPTY, _EMPTY, _EMPTY)
+            return _NONE_REPEATED
         keys = prev.groups[keep] * self.num_words + self.word_ids[starts + (n - 1)]
         if len(keys) <= _SMALL:
             return _group_small(starts, keys.tolist())
@@ -120,19 +128,22 @@ def _group_small(starts: np.ndarray, keys: list[int]) -> RepeatedNgrams:
     counts = Counter(keys)
     kept = [i for i, key in enumerate(keys) if counts[key] > 1]
     if not kept:
-        return RepeatedNgrams(_EMPTY, _EMPTY, _EMPTY)
+        return _NONE_REPEATED
     kept_keys = [keys[i] for i in kept]
     dense = {key: i for i, key in enumerate(dict.fromkeys(kept_keys))}  # keep group ids below num_words
     return RepeatedNgrams(
         starts[kept],
-        np.fromiter(map(dense.__getitem__, kept_keys), dtype=np.int64, count=len(kept_keys)),
-        np.fromiter(map(counts.__getitem__, kept_keys), dtype=np.int64, count=len(kept_keys)),
+        np.array([dense[k] for k in kept_keys], dtype=np.int64),
+        np.array([counts[k] for k in kept_keys], dtype=np.int64),
     )
 
 
 def ngram_table(doc: Document) -> NgramTable:
     """The document's shared :class:`NgramTable` (computed once, kept in ``doc.cache``)."""
-    return doc.cached("repetition.ngrams", _build_table)
+    table = doc.cache.get("repetition.ngrams")
+    if table is None:
+        table = doc.cache["repetition.ngrams"] = _build_table(doc)
+    return table
 
 
 def _build_table(doc: Document) -> NgramTable:
@@ -176,7 +187,7 @@ def frac_chars_dupe_ngrams(doc: Document, n: int) -> float:
 
 def _top(n: int):
     def signal(doc: Document) -> Spans:
-        return [(0, len(doc), frac_chars_top_ngram(doc, n))]
+        return [(0, doc.num_chars, frac_chars_top_ngram(doc, n))]
 
     signal.__name__ = f"rps_doc_frac_chars_top_{n}gram"
     signal.__doc__ = f"Fraction of word characters in the most frequent word {n}-gram (RPv2)."
@@ -185,7 +196,7 @@ def _top(n: int):
 
 def _dupe(n: int):
     def signal(doc: Document) -> Spans:
-        return [(0, len(doc), frac_chars_dupe_ngrams(doc, n))]
+        return [(0, doc.num_chars, frac_chars_dupe_ngrams(doc, n))]
 
     signal.__name__ = f"rps_doc_frac_chars_dupe_{n}grams"
     signal.__doc__ = f"Fraction of word characters inside duplicated word {n}-grams (RPv2)."

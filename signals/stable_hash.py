@@ -7,8 +7,10 @@ only reproducible in a process started with PYTHONHASHSEED=42. We keep two modes
 
 ``"rpv2"``
     Exactly RPv2's bucket ids: ``hash(word)`` for unigrams and ``hash((a, b))`` for bigrams, then
-    ``abs(h) % buckets``. Values match RPv2's only when the process runs
-    with PYTHONHASHSEED=42 (RPv2's Dockerfile value), as RPv2's own did.
+    ``abs(h) % buckets``, with ``hash()`` as CPython 3.11 (SipHash-1-3, RPv2's python:3.11 image)
+    computes it in a process started with PYTHONHASHSEED=42 (RPv2's Dockerfile value). Built-in
+    ``hash()`` is not called: :class:`signals.cpython_hash.CPythonHash` reproduces it with numpy, so
+    this mode gives RPv2's values in any process, whatever its own PYTHONHASHSEED.
 
 ``"stable"`` (our default for the artifacts we build)
     Independent of PYTHONHASHSEED, Python version and platform:
@@ -20,19 +22,22 @@ only reproducible in a process started with PYTHONHASHSEED=42. We keep two modes
       MurmurHash3's 64-bit finaliser), so (a, b) and (b, a) differ;
     * bucket = ``key % buckets`` on the unsigned 64-bit key.
 
-Both modes hash with C-level loops (``map``) and do the bucket arithmetic in numpy; the stable mode
-keeps a bounded word -> hash cache, so a document costs about one dictionary lookup per word.
+Both modes keep a bounded word -> hash cache (a document costs about one dictionary lookup per
+known word) and do the bigram and bucket arithmetic in numpy.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 from collections.abc import Sequence
 
 import numpy as np
 
+from signals.cpython_hash import CPythonHash
+
 HASH_MODES = ("stable", "rpv2")
+RPV2_HASH_SEED = 42  # RPv2's app/Dockerfile: PYTHONHASHSEED=42
+RPV2_HASH_ALGORITHM = "siphash13"  # CPython 3.11's str hash (RPv2 ran python:3.11)
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _FMIX_C1 = np.uint64(0xFF51AFD7ED558CCD)
@@ -67,6 +72,17 @@ def _stable_word_hashes(words: Sequence[str]) -> np.ndarray:
     return np.fromiter(map(lookup, words), dtype=np.int64, count=len(words)).view(np.uint64)
 
 
+_rpv2_hasher: CPythonHash | None = None
+
+
+def rpv2_hasher() -> CPythonHash:
+    """The shared emulation of RPv2's ``hash()`` (seed 42, SipHash-1-3), created on first use."""
+    global _rpv2_hasher
+    if _rpv2_hasher is None:
+        _rpv2_hasher = CPythonHash(RPV2_HASH_SEED, algorithm=RPV2_HASH_ALGORITHM)
+    return _rpv2_hasher
+
+
 def _fmix64(x: np.ndarray) -> np.ndarray:
     x = x ^ (x >> np.uint64(33))
     x = x * _FMIX_C1
@@ -86,10 +102,9 @@ def gram_buckets(words: Sequence[str], buckets: int, mode: str = "stable") -> np
         return np.zeros(0, dtype=np.intp)
     with np.errstate(over="ignore"):
         if mode == "rpv2":
-            # hash() of the str and of the (str, str) tuple, as RPv2; the tuple hash reuses the
-            # strings' cached hashes. abs() read as uint64 is exact even for -2**63.
-            grams = itertools.chain(words, zip(words, itertools.islice(words, 1, None), strict=False))
-            keys = np.abs(np.fromiter(map(hash, grams), dtype=np.int64, count=2 * n - 1)).view(np.uint64)
+            # hash() of the str and of the (str, str) tuple as in RPv2's seed-42 process (emulated,
+            # so independent of this process's seed). abs() read as uint64 is exact even for -2**63.
+            keys = np.abs(rpv2_hasher().gram_hashes(words)).view(np.uint64)
         elif mode == "stable":
             hashes = _stable_word_hashes(words)
             bigram_keys = _fmix64(hashes[:-1] * _GOLDEN + hashes[1:])

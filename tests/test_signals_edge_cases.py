@@ -253,9 +253,15 @@ _TEXT_ALPHABET = st.sampled_from(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_TEXT_ALPHABET, max_size=80).map("".join))
 def test_random_text_matches_reference(text):
+    _assert_matches_reference(text)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=300))
+def test_arbitrary_unicode_text_matches_reference(text):
     _assert_matches_reference(text)
 
 
