@@ -23,6 +23,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from pipeline.beam_runner import offline_direct_runner
 from pipeline.run_summary import SUMMARY_FILE, ShardStats, build_summary, merge_stats, summary_json
 from pipeline.shard_processor import ShardProcessor, ShardTask, StageSettings, build_annotators
 
@@ -240,33 +241,6 @@ def pipeline_counters(result: Any) -> dict[str, int]:
     return dict(sorted(counters.items()))
 
 
-_DIRECT_RUNNER_NAMES = ("directrunner", "direct", "switchingdirectrunner")
-
-
-def offline_direct_runner(options: Any) -> Any | None:
-    """The runner to use for ``--runner=DirectRunner`` (the default): Beam's FnApiRunner, or None for
-    any other runner.
-
-    Beam 2.77's DirectRunner first tries the Prism runner, which downloads a Go binary from GitHub at run
-    time and, offline, logs the failure and falls back to the FnApiRunner. We go to the FnApiRunner
-    directly (as the DirectRunner does, with the pipeline options in its provision info) so that a run is
-    offline and behaves the same on every machine; it honours --direct_num_workers and
-    --direct_running_mode. ``--runner=PrismRunner`` still selects Prism explicitly.
-    """
-    from apache_beam.options.pipeline_options import StandardOptions
-
-    runner = options.view_as(StandardOptions).runner
-    if runner is not None and runner.lower() not in _DIRECT_RUNNER_NAMES:
-        return None
-    from apache_beam.portability.api import beam_provision_api_pb2
-    from apache_beam.runners.portability.fn_api_runner import fn_runner
-    from apache_beam.runners.portability.portable_runner import JobServiceHandle
-
-    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
-    provision_info = fn_runner.ExtendedProvisionInfo(
-        beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
-    )
-    return fn_runner.FnApiRunner(provision_info=provision_info)
 
 
 def run_pipeline(config: Any, beam_args: Sequence[str] = (), *, sample: bool = False) -> dict[str, Any]:

@@ -67,6 +67,8 @@ class RunConfig:
     artifacts: str | None = None  # RPv2 artifacts dir for the quality signals; None: no signals
     minhash: bool = True
     work_dir: str | None = None  # local scratch for shard spools; None: the system temp dir
+    exact_dedup_state: str | None = None  # run `rpv2 dedup exact` on the output with this state dir
+    fuzzy_dedup: float | None = None  # run `rpv2 dedup fuzzy` on the output at this threshold
     retry: RetrySettings = field(default_factory=RetrySettings)
     beam: Mapping[str, Any] = field(default_factory=dict)
     runner_profile: str | None = None
@@ -131,6 +133,12 @@ def _coerce(name: str, value: Any) -> Any:
             if not 0.0 <= number <= 1.0:
                 raise ConfigError(f"lid_threshold: must be within [0, 1], got {value!r}")
             return number
+        if name == "fuzzy_dedup":
+            if value is None:
+                return None
+            from dedup.lsh import parse_threshold
+
+            return parse_threshold(value)
         if name == "input_format":
             if value not in INPUT_FORMATS:
                 raise ConfigError(f"input_format: one of {', '.join(INPUT_FORMATS)}, got {value!r}")

@@ -40,6 +40,7 @@ from dedup.exact import (
     write_bytes,
     write_shard_outputs,
 )
+from pipeline.beam_runner import offline_direct_runner
 
 NAMESPACE = "exact_dedup"
 SUMMARY_NAME = "_summary.json"
@@ -339,7 +340,8 @@ def run_exact_dedup_beam(
     from apache_beam.options.pipeline_options import PipelineOptions
 
     summaries: list[dict] = []
-    with beam.Pipeline(options=PipelineOptions(beam_args or [])) as p:
+    options = PipelineOptions(beam_args or [])
+    with beam.Pipeline(runner=offline_direct_runner(options), options=options) as p:
         dedup = ExactDedup(state, out_uri)
         _ = p | "Read" >> ReadExactDocuments(files, state.key_mode) | "ExactDedup" >> dedup
     result = p.result

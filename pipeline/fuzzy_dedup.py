@@ -66,6 +66,7 @@ from dedup.lsh import (
     star_edges,
     to_node,
 )
+from pipeline.beam_runner import offline_direct_runner
 
 log = logging.getLogger(__name__)
 
@@ -558,7 +559,7 @@ def run_beam(
             totals[name] = totals.get(name, 0) + value
 
     # pass 0: documents -> star edges -> rounds -> outputs (+ edges in case more rounds are needed)
-    p = beam.Pipeline(options=options)
+    p = beam.Pipeline(runner=offline_direct_runner(options), options=options)
     keyed = read_and_key(p)
     edges = keyed[_KeyBands.BANDS] | "LshStarEdges" >> LshStarEdges() | "Rounds" >> StarRounds(rounds_per_pass)
     _ = edges | "EdgeLines" >> beam.Map(_edge_line) | "WriteEdges" >> beam.io.WriteToText(edges_prefix(0))
@@ -576,7 +577,7 @@ def run_beam(
             raise RuntimeError(f"connected components did not converge in {max_rounds} rounds")
         pass_index += 1
         log.info("fuzzy dedup: not converged after %d rounds; pass %d", rounds, pass_index)
-        p = beam.Pipeline(options=options)
+        p = beam.Pipeline(runner=offline_direct_runner(options), options=options)
         _ = (
             p
             | "ReadEdges" >> beam.io.ReadFromText(edges_prefix(pass_index - 1) + "*")
@@ -589,7 +590,7 @@ def run_beam(
         rounds += rounds_per_pass
     if pass_index:  # outputs of pass 0 were written from unconverged edges: rewrite them
         _clear(outputs)
-        p = beam.Pipeline(options=options)
+        p = beam.Pipeline(runner=offline_direct_runner(options), options=options)
         keyed = read_and_key(p)
         edges = (
             p

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import math
 import re
+import string
 
 import numpy as np
 
 from signals.document import Document
 from signals.repetition import ngram_table
-from signals.text_normalization import code_points
 
 PRECISION = 8  # RPv2 core.constants.PRECISION
 
@@ -21,7 +21,7 @@ Spans = list[tuple[int, int, float | int | None]]
 
 # RPv2 RPS_Doc_Num_Sentences.SENT_PATTERN
 _SENTENCE_PATTERN = re.compile(r"\b[^.!?]+[.!?]*", flags=re.UNICODE)
-_ASCII_NOT_LETTER_OR_SPACE = bytes(b for b in range(128) if not (chr(b).isalpha() or b == 32))
+_BYTES_NOT_LETTER_OR_SPACE = bytes(b for b in range(256) if not (chr(b) in string.ascii_letters or b == 32))
 _SYMBOLS = ("#", "...", "…")  # RPv2 RPS_Doc_Symbol_To_Word_Ratio.SYMBOLS
 _ELLIPSIS = ("...", "…")  # RPv2 RPS_Doc_Frac_Lines_End_With_Ellipsis.ELLIPSIS_SYMBOLS
 
@@ -71,24 +71,19 @@ def rps_doc_frac_lines_end_with_ellipsis(doc: Document) -> Spans:
 def count_with_ascii_letter(tokens: tuple[str, ...]) -> int:
     """How many tokens contain a character of [a-zA-Z] (RPv2's ALPH_REGEX search per token).
 
-    Tokens never contain whitespace, so in ``" ".join(tokens)`` every space is a token boundary: the
-    token index of a character is the number of spaces before it, and the answer is the number of
-    distinct token indices among the ASCII letters. One vectorized pass instead of a regex search
-    per token.
+    Tokens never contain whitespace, so ``" ".join(tokens)`` keeps them apart. In its UTF-8 bytes an
+    ASCII letter or space is only ever itself (every byte of a multi-byte character is >= 0x80), so
+    deleting every byte but letters and spaces leaves one run of letters per token with a letter;
+    the runs are counted with numpy: a few C-level passes instead of a regex search per token.
     """
     if not tokens:
         return 0
-    joined = " ".join(tokens)
-    if joined.isascii():
-        # keep only letters and spaces: a token without a letter vanishes from the whitespace split
-        return len(joined.encode("ascii").translate(None, _ASCII_NOT_LETTER_OR_SPACE).split())
-    points = code_points(joined)
-    # (cp | 0x20) maps A-Z onto a-z; unsigned subtraction wraps everything below "a" to large values
-    letters = ((points | 0x20) - 97).astype(np.uint32, copy=False) < 26
-    token_index = np.cumsum(points == 32)[letters]
-    if len(token_index) == 0:
+    kept = " ".join(tokens).encode("utf-8", "surrogatepass").translate(None, _BYTES_NOT_LETTER_OR_SPACE)
+    letters = np.frombuffer(kept, dtype=np.uint8) != 32
+    if len(letters) == 0:
         return 0
-    return int(np.count_nonzero(token_index[1:] != token_index[:-1])) + 1
+    # words = runs of letters: count the letters that follow a space (or start the text)
+    return int(letters[0]) + int(np.count_nonzero(letters[1:] & ~letters[:-1]))
 
 
 def rps_doc_frac_no_alph_words(doc: Document) -> Spans:

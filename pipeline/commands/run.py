@@ -34,6 +34,10 @@ _FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--cutoffs", "cutoffs", {"help": "per-language perplexity cutoffs file (default: CCNet's)"}),
     ("--artifacts", "artifacts", {"help": "RPv2 artifacts dir: computes the 45 quality signals"}),
     ("--work-dir", "work_dir", {"help": "local scratch directory for shard spools"}),
+    ("--exact-dedup-state", "exact_dedup_state",
+     {"help": "after the run, exact-dedup the output with this Bloom-filter state dir (rpv2 dedup exact)"}),
+    ("--fuzzy-dedup", "fuzzy_dedup",
+     {"help": "after the run, fuzzy-dedup the output at this threshold: 0.7, 0.8, 0.9, 1.0 (rpv2 dedup fuzzy)"}),
 )
 
 
@@ -78,6 +82,36 @@ def sample_overrides(workdir: str | None = None) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
 
+def run_dedup_steps(config: Any, beam_args: list[str]) -> int:
+    """Exact and fuzzy dedup on the run's output, when the config asks for them: the same transforms
+    as `rpv2 dedup exact|fuzzy`, run as the pipeline's last stages on the Parquet it just wrote
+    (they need every shard's documents, so they start once the shards are written)."""
+    if config.exact_dedup_state:
+        from pipeline.commands import dedup_exact
+
+        parser = argparse.ArgumentParser(prog="rpv2 run (exact dedup)")
+        dedup_exact.add_arguments(parser)
+        exact_args = parser.parse_args([config.output, "--state", config.exact_dedup_state])
+        exact_args.beam_args = beam_args
+        status = dedup_exact.main(exact_args)
+        if status:
+            return status
+    if config.fuzzy_dedup is not None:
+        import json
+
+        from pipeline.fuzzy_dedup import output_root, run_beam
+
+        try:
+            counters = run_beam(config.output, config.output, config.fuzzy_dedup, beam_args)
+        except (FileNotFoundError, RuntimeError) as exc:
+            print(f"rpv2 run: fuzzy dedup failed: {exc}", file=sys.stderr)
+            return 1
+        print("fuzzy dedup: " + json.dumps(
+            {"output": output_root(config.output, config.fuzzy_dedup), "threshold": config.fuzzy_dedup, **counters},
+            sort_keys=True))
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
     from pipeline.beam_pipeline import run_pipeline
     from pipeline.config import ConfigError, load_config
@@ -119,6 +153,9 @@ def main(args: argparse.Namespace) -> int:
         return 1
     print(format_table(summary))
     print(f"output: {config.output.rstrip('/')}/documents  summary: {config.output.rstrip('/')}/_run_summary.json")
+    status = run_dedup_steps(config, config.beam_args(list(getattr(args, "beam_args", []) or [])))
+    if status:
+        return status
     if sample:
         print("(this was the embedded sample; give --snapshot to process real CommonCrawl)")
     return 0

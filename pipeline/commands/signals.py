@@ -32,8 +32,6 @@ HELP = "RedPajama-V2 quality signals (+ MinHash) for CCNet-format JSON-lines doc
 
 log = logging.getLogger("rpv2.signals")
 
-BATCH_SIZE = 256  # documents read before their signals are written
-
 # RPv2 Worker: snapsh_re / uri_id_re
 _SNAPSHOT_RE = re.compile(r"\b\d{4}-\d{2}\b")
 _URI_ID_RE = re.compile(r"\b\d{4}-\d{2}\b/.*")
@@ -145,26 +143,7 @@ def main(args: argparse.Namespace) -> int:
         if out_path.endswith(".gz") and not tmp_path.endswith(".gz"):
             tmp_path += ".gz"
     with _open_text(args.input, "r") as src, _open_text(tmp_path or out_path, "w") as dst:
-        batch: list[tuple[int, dict[str, Any]]] = []
-
-        def flush() -> None:
-            nonlocal num_chars
-            if not batch:
-                return
-            for row, record in batch:
-                doc = computer.document(record)
-                num_chars += len(doc.raw_content)
-                out = signals_record(record, computer.compute_document(doc, record), uri_id, row, snapshot_id)
-                dst.write(_dumps(out))
-                dst.write("\n")
-                counts["documents_written"] += 1
-                if minhasher is not None:
-                    bands = minhasher.banded_signatures(doc.normalized_words)
-                    minhash_rows.append({"shard_id": uri_id, "id": out["id"], "id_int": out["id_int"], **bands})
-            batch.clear()
-
         row = -1
-        accepted = 0
         while True:
             try:
                 line = src.readline()
@@ -175,7 +154,7 @@ def main(args: argparse.Namespace) -> int:
             if not line:
                 break
             row += 1
-            if 0 < args.max_docs <= accepted:
+            if 0 < args.max_docs <= counts["documents_written"]:
                 break
             try:
                 record = json.loads(line)
@@ -189,11 +168,15 @@ def main(args: argparse.Namespace) -> int:
                 counts["records_without_text"] += 1
                 log.error("%s/%d: skipped: raw_content missing or not a string", uri_id, row)
                 continue
-            batch.append((row, record))
-            accepted += 1
-            if len(batch) >= BATCH_SIZE:
-                flush()
-        flush()
+            doc = computer.document(record)  # the views shared by the signals and the MinHash
+            num_chars += doc.num_chars
+            out = signals_record(record, computer.compute_document(doc, record), uri_id, row, snapshot_id)
+            dst.write(_dumps(out))
+            dst.write("\n")
+            counts["documents_written"] += 1
+            if minhasher is not None:
+                bands = minhasher.banded_signatures(doc.normalized_words)
+                minhash_rows.append({"shard_id": uri_id, "id": out["id"], "id_int": out["id_int"], **bands})
     if tmp_path:
         os.replace(tmp_path, out_path)
     if minhasher is not None:
