@@ -41,17 +41,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _DropBeamImportNoise(logging.Filter):
+    """Beam's GCP module warns at import time that the optional GCP client libraries are absent; rpv2
+    needs them only on Dataflow (`pip install rpv2[gcp]`), so the warning is noise everywhere else."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "apitools not found" not in record.getMessage()
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_DropBeamImportNoise())
+    # Beam logs every type hint it converts and every bundle at INFO; keep its warnings and errors.
+    logging.getLogger("apache_beam").setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _configure_logging("-v" in argv or "--verbose" in argv)
     parser = build_parser()
     # `rpv2` alone runs the embedded sample end to end.
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "-v", "--verbose")):
         argv = ["run", *argv]
     args, extra = parser.parse_known_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     if not getattr(args, "_main", None):
         parser.print_help()
         return 2

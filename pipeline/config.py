@@ -65,6 +65,7 @@ class RunConfig:
     models_dir: str | None = None  # {lang}.sp.model + {lang}.arpa.bin; None: $RPV2_CACHE/lm
     cutoffs: str | None = None  # per-language p30/p60 cutoffs; None: configs/ defaults
     artifacts: str | None = None  # RPv2 artifacts dir for the quality signals; None: no signals
+    signals: bool = True
     minhash: bool = True
     work_dir: str | None = None  # local scratch for shard spools; None: the system temp dir
     exact_dedup_state: str | None = None  # run `rpv2 dedup exact` on the output with this state dir
@@ -143,9 +144,9 @@ def _coerce(name: str, value: Any) -> Any:
             if value not in INPUT_FORMATS:
                 raise ConfigError(f"input_format: one of {', '.join(INPUT_FORMATS)}, got {value!r}")
             return value
-        if name == "minhash":
+        if name in ("minhash", "signals"):
             if not isinstance(value, bool):
-                raise ConfigError(f"minhash: true or false, got {value!r}")
+                raise ConfigError(f"{name}: true or false, got {value!r}")
             return value
         if name == "retry":
             if isinstance(value, RetrySettings):

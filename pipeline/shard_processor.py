@@ -72,6 +72,7 @@ class StageSettings:
     models_dir: str | None = None
     cutoffs: Mapping[str, Any] = field(default_factory=dict)
     artifacts: str | None = None
+    signals: bool = True
     minhash: bool = True
     work_dir: str | None = None
     retry: RetrySettings = field(default_factory=RetrySettings)
@@ -88,6 +89,7 @@ class StageSettings:
             models_dir=config.models_dir,
             cutoffs=dict(cutoffs),
             artifacts=config.artifacts,
+            signals=config.signals,
             minhash=config.minhash,
             work_dir=config.work_dir,
             retry=config.retry,
@@ -116,7 +118,7 @@ class SignalsAnnotator:
 
     minhash_thresholds: Sequence[float] = ()
 
-    def __init__(self, artifacts_dir: str, languages: Sequence[str] = ()) -> None:
+    def __init__(self, artifacts_dir: str | None, languages: Sequence[str] = ()) -> None:
         from signals.registry import DOC_LEVEL, LINE_LEVEL, QualitySignals
 
         self.signals = QualitySignals(artifacts_dir, languages=tuple(languages))
@@ -175,10 +177,13 @@ def shared_document(record: Mapping[str, Any], view: dict[str, Any]):
 
 
 def build_annotators(settings: StageSettings) -> list[Annotator]:
-    """The RPv2 step after bucketing: quality signals when an artifacts dir is given, then MinHash."""
+    """The RPv2 step after bucketing: the quality signals, then MinHash.
+
+    Without an artifacts dir the signals that need none (ccnet, repetition, natural language, lines,
+    curly brackets, lorem ipsum) are still computed; the artifact-based ones are null and counted."""
     annotators: list[Annotator] = []
-    if settings.artifacts:
-        annotators.append(SignalsAnnotator(settings.artifacts, settings.languages or ()))
+    if settings.signals:
+        annotators.append(SignalsAnnotator(settings.artifacts or None, settings.languages or ()))
     if settings.minhash:
         annotators.append(MinHashAnnotator())
     return annotators

@@ -95,6 +95,40 @@ def test_no_arguments_runs_the_embedded_sample_offline(tmp_path):
     table = ds.dataset(output / "documents", format="parquet", partitioning="hive").to_table()
     assert table.num_rows == summary["documents"]["kept"]
     assert set(table.column("language").to_pylist()) <= {"en", "de", "fr", "es", "it"}
+    # signals are computed without artifacts (the artifact-based ones are null and counted)
+    assert all(v is not None for v in table.column("rps_doc_word_count").to_pylist())
+    assert set(table.column("rps_doc_stop_word_fraction").to_pylist()) == {None}
+    assert any(k.startswith("signal_artifact_missing_stop_words_") for k in summary["events"])
+    # the sample's tracking-URL copy and AMP near-copy are found by the fuzzy dedup at the end of the run
+    assert "fuzzy dedup (threshold 0.8)" in result.stdout
+    clusters = ds.dataset(output / "clusters_sim0.8" / "clusters", format="parquet").to_table().to_pylist()
+    urls = dict(zip(table.column("id").to_pylist(), table.column("url").to_pylist(), strict=True))
+    by_cluster: dict[int, set[str]] = {}
+    for row in clusters:
+        by_cluster.setdefault(row["cluster_id"], set()).add(urls[row["id"]].split("?")[0].removesuffix("-amp"))
+    assert sorted(len(v) for v in by_cluster.values()) == [1, 1]  # each cluster: one page and its copy
+
+
+def test_run_ends_with_exact_dedup_across_snapshots(tmp_path):
+    """`rpv2 run --exact-dedup-state` ends with exact dedup: the sample's tracking-URL copy of a page
+    (same WET text, same digest) is flagged, once, and every document gets a flag."""
+    from pipeline.commands.run import sample_overrides
+
+    values = sample_overrides(str(tmp_path / "cache"))
+    args = ["run", "--snapshot", values["snapshot"], "--base-url", values["base_url"],
+            "--num-shards", str(values["num_shards"]), "--models-dir", values["models_dir"],
+            "--cutoffs", values["cutoffs"], "--no-signals", "--output", str(tmp_path / "out"),
+            "--exact-dedup-state", str(tmp_path / "state")]
+    assert rpv2(args) == 0
+    flags = ds.dataset(tmp_path / "out" / "is_duplicate_exact", format="parquet", partitioning="hive").to_table()
+    docs = ds.dataset(tmp_path / "out" / "documents", format="parquet", partitioning="hive").to_table()
+    assert flags.num_rows == docs.num_rows
+    flagged = {i for i, dup in zip(flags.column("id").to_pylist(), flags.column("is_duplicate_exact").to_pylist(),
+                                   strict=True) if dup}
+    url_of = dict(zip(docs.column("id").to_pylist(), docs.column("url").to_pylist(), strict=True))
+    digests = docs.column("digest").to_pylist()
+    assert len(flagged) == len(digests) - len(set(digests)) == 1
+    assert "ferry-timetable-changes-spring" in url_of[flagged.pop()]  # one copy of the duplicated page
 
 
 def test_bad_shard_spec_and_missing_listing_are_clear_errors(tmp_path, capsys):

@@ -32,7 +32,7 @@ _FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--lid-model", "lid_model", {"help": "fastText LID model (default: the bundled lid.176.ftz)"}),
     ("--models-dir", "models_dir", {"help": "directory of {lang}.sp.model + {lang}.arpa.bin"}),
     ("--cutoffs", "cutoffs", {"help": "per-language perplexity cutoffs file (default: CCNet's)"}),
-    ("--artifacts", "artifacts", {"help": "RPv2 artifacts dir: computes the 45 quality signals"}),
+    ("--artifacts", "artifacts", {"help": "RPv2 artifacts dir (word lists, classifiers, DSIR) for the quality signals"}),
     ("--work-dir", "work_dir", {"help": "local scratch directory for shard spools"}),
     ("--exact-dedup-state", "exact_dedup_state",
      {"help": "after the run, exact-dedup the output with this Bloom-filter state dir (rpv2 dedup exact)"}),
@@ -49,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for flag, dest, kwargs in _FLAGS:
         parser.add_argument(flag, dest=dest, default=None, **kwargs)
     parser.add_argument(
+        "--no-signals", dest="signals", action="store_const", const=False, default=None,
+        help="do not compute the quality signals",
+    )
+    parser.add_argument(
         "--no-minhash", dest="minhash", action="store_const", const=False, default=None,
         help="do not compute MinHash signatures",
     )
@@ -59,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    fields = [dest for _, dest, _ in _FLAGS] + ["minhash"]
+    fields = [dest for _, dest, _ in _FLAGS] + ["signals", "minhash"]
     return {name: getattr(args, name, None) for name in fields}
 
 
@@ -78,8 +82,25 @@ def sample_overrides(workdir: str | None = None) -> dict[str, Any]:
         "lid_model": str(info.lid_model),
         "languages": list(info.languages),
         "min_len": info.min_len,
+        # the sample holds an exact and a near duplicate page: show fuzzy dedup at the end of the run
+        "fuzzy_dedup": 0.8,
     }
     return {key: value for key, value in values.items() if value is not None}
+
+
+def _cluster_counts(root: str) -> tuple[int, int]:
+    """(documents in clusters, clusters) from the fuzzy-dedup clusters dataset under ``root``."""
+    import pyarrow.parquet as pq
+    from apache_beam.io.filesystems import FileSystems
+
+    pattern = f"{root.rstrip('/')}/clusters/**.parquet"
+    clustered = representatives = 0
+    for match in FileSystems.match([pattern])[0].metadata_list:
+        with FileSystems.open(match.path) as handle:
+            column = pq.read_table(handle, columns=["is_representative"]).column("is_representative")
+        clustered += len(column)
+        representatives += sum(bool(v) for v in column.to_pylist())
+    return clustered, representatives
 
 
 def run_dedup_steps(config: Any, beam_args: list[str]) -> int:
@@ -106,9 +127,13 @@ def run_dedup_steps(config: Any, beam_args: list[str]) -> int:
         except (FileNotFoundError, RuntimeError) as exc:
             print(f"rpv2 run: fuzzy dedup failed: {exc}", file=sys.stderr)
             return 1
-        print("fuzzy dedup: " + json.dumps(
-            {"output": output_root(config.output, config.fuzzy_dedup), "threshold": config.fuzzy_dedup, **counters},
-            sort_keys=True))
+        root = output_root(config.output, config.fuzzy_dedup)
+        clustered, representatives = _cluster_counts(root)
+        print(f"fuzzy dedup (threshold {config.fuzzy_dedup}): {counters.get('documents', 0)} documents, "
+              f"{representatives} clusters of near duplicates holding {clustered} documents, "
+              f"{clustered - representatives} to drop; {counters.get('cc_rounds_run', 0)} star rounds; "
+              f"output: {root}/")
+        logger.debug("fuzzy dedup counters: %s", json.dumps(counters, sort_keys=True))
     return 0
 
 
