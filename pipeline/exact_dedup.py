@@ -41,6 +41,7 @@ from dedup.exact import (
     write_shard_outputs,
 )
 from pipeline.beam_runner import offline_direct_runner
+from pipeline.dataset_files import document_files  # noqa: F401  (part of this module's API)
 
 NAMESPACE = "exact_dedup"
 SUMMARY_NAME = "_summary.json"
@@ -251,28 +252,6 @@ def flags_to_rows(item: tuple[KeyedDoc, bool]) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ reading input
-
-
-def document_files(inputs: Iterable[str]) -> list[str]:
-    """The documents Parquet files of each input (a run's output dir, its ``documents/`` dir, or a file),
-    sorted and de-duplicated; any Beam filesystem URI."""
-    import posixpath
-
-    from apache_beam.io.filesystems import FileSystems
-
-    found: set[str] = set()
-    for uri in inputs:
-        root = uri.rstrip("/")
-        if root.endswith(".parquet"):
-            found.update(m.path for r in FileSystems.match([root]) for m in r.metadata_list)
-            continue
-        for base in (posixpath.join(root, "documents"), root):
-            pattern = posixpath.join(base, "snapshot=*", "language=*", "bucket=*", "*.parquet")
-            matched = [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list]
-            if matched:
-                found.update(matched)
-                break
-    return sorted(found)
 
 
 def exact_columns(key_mode: str) -> list[str]:

@@ -102,13 +102,9 @@ def output_root(out_dir: str, threshold: float) -> str:
 def document_files(in_dir: str) -> list[str]:
     """The pipeline's document Parquet files under ``in_dir`` (the run's output dir, or its
     ``documents/`` dir), sorted; any Beam filesystem URI."""
-    root = in_dir.rstrip("/")
-    for base in (posixpath.join(root, "documents"), root):
-        pattern = posixpath.join(base, "snapshot=*", "language=*", "bucket=*", "*.parquet")
-        found = sorted(m.path for r in FileSystems.match([pattern]) for m in r.metadata_list)
-        if found:
-            return found
-    return []
+    from pipeline.dataset_files import document_files as find_document_files
+
+    return find_document_files([in_dir])
 
 
 def read_dedup_columns(source: Any, threshold: float) -> pa.Table:
