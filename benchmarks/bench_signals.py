@@ -17,7 +17,7 @@ inflate them less than wall time would; wall time is printed too. ``--profile`` 
 time of the 45 signals goes (cProfile, top functions by own time).
 
     python benchmarks/bench_signals.py --docs 2000          # quick
-    PYTHONHASHSEED=42 python benchmarks/bench_signals.py    # the full table
+    python benchmarks/bench_signals.py                      # the full table (any PYTHONHASHSEED)
 """
 
 from __future__ import annotations

@@ -75,6 +75,13 @@ def count_bad_words(bad_words: BadWords, table: NgramTable) -> int:
     return num
 
 
+def _membership(words: frozenset[str]):
+    def compute(tokens: list[str]) -> np.ndarray:
+        return np.fromiter(map(words.__contains__, tokens), dtype=np.bool_, count=len(tokens))
+
+    return compute
+
+
 def rps_doc_stop_word_fraction(doc: Document, lists: WordLists) -> Spans:
     """Raw WordPunct tokens that are stop words, per raw token; case-sensitive as RPv2
     RPS_Doc_Stop_Word_Fraction (0.0 when the document has no normalized words)."""
@@ -83,7 +90,8 @@ def rps_doc_stop_word_fraction(doc: Document, lists: WordLists) -> Spans:
         return [(0, doc.num_chars, None)]
     if doc.num_normalized_words == 0:
         return [(0, doc.num_chars, 0.0)]
-    num = sum(map(stop_words.__contains__, doc.raw_words))
+    # once per distinct word per process: a column of the vocabulary keyed by the list itself
+    num = int(np.count_nonzero(doc.raw_word_column(("stop_word", stop_words), _membership(stop_words), np.bool_)))
     return [(0, doc.num_chars, round(num / doc.num_raw_words, PRECISION))]
 
 

@@ -284,6 +284,37 @@ def _finish_scalar(
         b[:, j] = np.array([v1, v3], dtype=np.uint64)
 
 
+def tuple_hash_lead(first: np.ndarray) -> np.ndarray:
+    """uint64 state of CPython's 2-tuple ``tuplehash`` after its first item (hash ``first``).
+
+    ``tuplehash`` folds the items in one after the other, so the state after the first item depends
+    on that item alone: a caller that hashes many pairs of the same words can compute it per word.
+    """
+    acc = np.asarray(first, dtype=np.int64).view(np.uint64) * _XXPRIME_2
+    acc += np.uint64(_XXPRIME_5)
+    tmp = np.empty_like(acc)
+    _rotl_inplace(acc, 31, tmp)
+    acc *= _XXPRIME_1
+    return acc
+
+
+def tuple_hash_follow(second: np.ndarray) -> np.ndarray:
+    """uint64 share of the second item (hash ``second``) in CPython's 2-tuple ``tuplehash``."""
+    return np.asarray(second, dtype=np.int64).view(np.uint64) * _XXPRIME_2
+
+
+def tuple_hash_finish(state: np.ndarray) -> np.ndarray:
+    """int64 ``hash((a, b))`` from ``tuple_hash_lead(hash(a)) + tuple_hash_follow(hash(b))``
+    (modulo 2**64); ``state`` is modified in place and returned as its int64 view."""
+    tmp = np.empty_like(state)
+    _rotl_inplace(state, 31, tmp)
+    state *= _XXPRIME_1
+    state += _TUPLE_LEN2_MANGLE
+    out = state.view(np.int64)
+    out[out == -1] = _TUPLE_MINUS_ONE
+    return out
+
+
 class CPythonHash:
     """``hash(str)`` and ``hash((str, str))`` as in a CPython started with PYTHONHASHSEED=``seed``.
 
@@ -334,16 +365,8 @@ class CPythonHash:
     @staticmethod
     def hash_str_pairs(a_hashes: np.ndarray, b_hashes: np.ndarray) -> np.ndarray:
         """int64 ``hash((a, b))`` from the items' hashes (CPython's ``tuplehash``, 3.8+)."""
-        acc = np.full(np.shape(a_hashes), _XXPRIME_5, dtype=np.uint64)
-        tmp = np.empty_like(acc)
-        for lane in (a_hashes, b_hashes):
-            acc += np.asarray(lane, dtype=np.int64).view(np.uint64) * _XXPRIME_2
-            _rotl_inplace(acc, 31, tmp)
-            acc *= _XXPRIME_1
-        acc += _TUPLE_LEN2_MANGLE
-        out = acc.view(np.int64)
-        out[out == -1] = _TUPLE_MINUS_ONE
-        return out
+        with np.errstate(over="ignore"):
+            return tuple_hash_finish(tuple_hash_lead(a_hashes) + tuple_hash_follow(b_hashes))
 
     def gram_hashes(self, words: Sequence[str]) -> np.ndarray:
         """``hash(w)`` of every word, then ``hash((w[i], w[i+1]))`` of every bigram (RPv2's gram order)."""

@@ -17,6 +17,8 @@ Differences from RPv2 that do not change any value:
 * the normalized text, words and lines come from one lower-cased, NFD-normalized copy of the text
   instead of normalizing the document and each line separately (signals/text_normalization.py says
   why the results are identical);
+* ``raw_word_ids`` numbers the raw words in a process-wide vocabulary, so that per-word questions
+  (stop word, all caps, DSIR hash) are answered once per distinct word, not once per token;
 * ``cache`` is a per-document dict where signal families keep what several signals share (dense n-gram
   ids, per-character class counts, hashed features), so nothing is tokenized twice.
 """
@@ -24,13 +26,14 @@ Differences from RPv2 that do not change any value:
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from itertools import accumulate
 from typing import Any
 
 import numpy as np
 
 from signals.text_normalization import code_points, remove_punctuation, split_lines, wordpunct_tokenize
+from signals.vocabulary import Column, Vocabulary, shared_vocabulary
 
 
 class TextSlice:
@@ -80,7 +83,7 @@ class Document:
         "raw_content", "num_chars", "domain", "language", "normalized_content", "raw_words", "normalized_words",
         "num_raw_words", "num_normalized_words", "cache",
         "lowered_nfd", "_code_points", "_raw_line_texts", "_normalized_line_texts", "_line_starts", "_line_ends",
-        "_raw_lines", "_normalized_lines", "_grams",
+        "_raw_lines", "_normalized_lines", "_grams", "_raw_word_ids", "vocabulary",
     )
 
     def __init__(self, raw_content: str, domain: str | None = None, language: str | None = None) -> None:
@@ -109,6 +112,8 @@ class Document:
         self._raw_lines: tuple[TextSlice, ...] | None = None
         self._normalized_lines: tuple[TextSlice, ...] | None = None
         self._grams: dict[str, tuple] = {}
+        self._raw_word_ids: np.ndarray | None = None
+        self.vocabulary: Vocabulary | None = None
 
     def __len__(self) -> int:
         return len(self.raw_content)
@@ -119,6 +124,22 @@ class Document:
         if self._code_points is None:
             self._code_points = code_points(self.raw_content)
         return self._code_points
+
+    @property
+    def raw_word_ids(self) -> np.ndarray:
+        """The id of every raw word in ``self.vocabulary`` (the process's shared word table, see
+        signals/vocabulary.py): per-word answers (stop word? all caps? DSIR hash?) are gathers."""
+        if self._raw_word_ids is None:
+            if self.vocabulary is None:
+                self.vocabulary = shared_vocabulary()
+            self._raw_word_ids = self.vocabulary.ids(self.raw_words)
+        return self._raw_word_ids
+
+    def raw_word_column(self, key: Hashable, compute: Column, dtype: np.dtype | type) -> np.ndarray:
+        """``compute(raw_words)`` as an array, from the vocabulary's column ``key`` (one computation
+        per distinct word per process, not per token)."""
+        ids = self.raw_word_ids
+        return self.vocabulary.column(key, compute, dtype)[ids]  # type: ignore[union-attr]
 
     # ----------------------------------------------------------------------------------- lines
     @property

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from signals.stable_hash import HASH_MODES, hash_features
+from signals.stable_hash import HASH_MODES, features_from_buckets, gram_buckets_from_ids, hash_features
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def importance_scores(
     out: dict[str, float | None] = dict.fromkeys(SIGNAL_NAMES)
     if lang is None or doc_len == 0:
         return out
-    feats = features.astype(np.float64)  # np.inner(int64, float64) casts the same way
+    feats = np.asarray(features, dtype=np.float64)  # np.inner(int64, float64) casts the same way
     source_pmf: dict[float, float] = {}  # the source lambda is shared by all targets
     for target, model in lang.targets.items():
         score = float(np.inner(feats, model.log_diff))
@@ -196,5 +196,10 @@ class ImportanceScorer:
                 self.missing[f"dsir/{lang_code}/{target}"] += 1
         if len(raw) == 0:
             return dict.fromkeys(SIGNAL_NAMES)
-        features = hash_features(doc.raw_words, lang.buckets, lang.hash_mode)
+        word_ids = getattr(doc, "raw_word_ids", None)
+        if word_ids is None:  # any object with raw_words (tests, tools)
+            features = hash_features(doc.raw_words, lang.buckets, lang.hash_mode)
+        else:
+            buckets = gram_buckets_from_ids(word_ids, doc.vocabulary, lang.buckets, lang.hash_mode)
+            features = features_from_buckets(buckets, lang.buckets)
         return importance_scores(features, len(raw), lang)

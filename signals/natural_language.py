@@ -1,7 +1,9 @@
 """Natural-language signals (RPv2 app/src/core/quality_signals/natural_language.py).
 
 One function per signal, each returning ``[(0, len(raw_content), score)]`` with RPv2's value: the same
-word views, the same None cases, the same float expressions and 8-decimal rounding.
+word views, the same None cases, the same float expressions and 8-decimal rounding. Per-token tests
+(``str.isupper``, contains [a-zA-Z]) are answered once per distinct word, through the document's
+vocabulary columns (signals/vocabulary.py), and counted with numpy.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ Spans = list[tuple[int, int, float | int | None]]
 # RPv2 RPS_Doc_Num_Sentences.SENT_PATTERN
 _SENTENCE_PATTERN = re.compile(r"\b[^.!?]+[.!?]*", flags=re.UNICODE)
 _BYTES_NOT_LETTER_OR_SPACE = bytes(b for b in range(256) if not (chr(b) in string.ascii_letters or b == 32))
+_ASCII_LETTER = re.compile(r"[a-zA-Z]")  # RPv2 RPS_Doc_Frac_No_Alph_Words.ALPH_REGEX
 _SYMBOLS = ("#", "...", "…")  # RPv2 RPS_Doc_Symbol_To_Word_Ratio.SYMBOLS
 _ELLIPSIS = ("...", "…")  # RPv2 RPS_Doc_Frac_Lines_End_With_Ellipsis.ELLIPSIS_SYMBOLS
 
@@ -86,13 +89,23 @@ def count_with_ascii_letter(tokens: tuple[str, ...]) -> int:
     return int(letters[0]) + int(np.count_nonzero(letters[1:] & ~letters[:-1]))
 
 
+def _has_ascii_letter(tokens: list[str]) -> np.ndarray:
+    """Per token: does it contain a character of [a-zA-Z] (RPv2's ALPH_REGEX search)."""
+    return np.fromiter((_ASCII_LETTER.search(t) is not None for t in tokens), dtype=np.bool_, count=len(tokens))
+
+
+def _is_upper(tokens: list[str]) -> np.ndarray:
+    """Per token: ``str.isupper()``."""
+    return np.fromiter(map(str.isupper, tokens), dtype=np.bool_, count=len(tokens))
+
+
 def rps_doc_frac_no_alph_words(doc: Document) -> Spans:
     """1 - (raw tokens containing [a-zA-Z]) / (raw tokens); None without tokens
     (RPv2 RPS_Doc_Frac_No_Alph_Words)."""
     num_words = doc.num_raw_words
     if num_words == 0:
         return [(0, doc.num_chars, None)]
-    with_alpha = float(count_with_ascii_letter(doc.raw_words))
+    with_alpha = float(np.count_nonzero(doc.raw_word_column("has_ascii_letter", _has_ascii_letter, np.bool_)))
     return [(0, doc.num_chars, round(1.0 - with_alpha / num_words, PRECISION))]
 
 
@@ -137,7 +150,7 @@ def rps_doc_frac_all_caps_words(doc: Document) -> Spans:
     num_words = doc.num_raw_words
     if num_words == 0:
         return [(0, doc.num_chars, None)]
-    num = float(sum(map(str.isupper, doc.raw_words)))
+    num = float(np.count_nonzero(doc.raw_word_column("isupper", _is_upper, np.bool_)))
     return [(0, doc.num_chars, round(num / num_words, PRECISION))]
 
 

@@ -30,17 +30,21 @@ _EMPTY = np.zeros(0, dtype=np.int64)
 
 class RepeatedNgrams:
     """The n-grams of one size that occur more than once: their start positions (ascending), a group
-    id per position (equal ids = equal n-grams) and the n-gram's count per position."""
+    id per position (equal ids = equal n-grams, ids below the number of words) and the n-gram's count
+    per position. Numpy arrays for large levels; plain lists for small ones (at most ``_SMALL``
+    positions), where Python beats numpy's per-call overhead."""
 
     __slots__ = ("positions", "groups", "counts")
 
-    def __init__(self, positions: np.ndarray, groups: np.ndarray, counts: np.ndarray) -> None:
+    def __init__(
+        self, positions: np.ndarray | list[int], groups: np.ndarray | list[int], counts: np.ndarray | list[int]
+    ) -> None:
         self.positions = positions
         self.groups = groups
         self.counts = counts
 
 
-_NONE_REPEATED = RepeatedNgrams(_EMPTY, _EMPTY, _EMPTY)
+_NONE_REPEATED = RepeatedNgrams([], [], [])
 
 
 class NgramTable:
@@ -57,17 +61,20 @@ class NgramTable:
     ) -> None:
         num = self.num_words = len(words)
         self.words = words
-        # word -> position of its first occurrence (later pairs overwrite earlier ones)
-        if first_position is None:
-            first_position = dict(zip(reversed(words), range(num - 1, -1, -1), strict=True))
+        # word -> position of its first occurrence, and each word's id = that position, in one pass:
+        # setdefault stores a word's position the first time and returns the stored one after
+        if first_position is None or word_ids is None:
+            first_position = {}
+            word_ids = np.fromiter(
+                map(first_position.setdefault, words, range(num)), dtype=np.int64, count=num
+            )
         self.first_position = first_position
         self.vocab_size = len(first_position)
-        if word_ids is None:
-            word_ids = np.fromiter(map(first_position.__getitem__, words), dtype=np.int64, count=num)
         self.word_ids = word_ids
         # sum(len(w) for w in words); the caller knows it from the joined text
         self.total_chars = sum(map(len, words)) if total_chars is None else total_chars
         self._word_lengths: np.ndarray | None = None
+        self._word_id_list: list[int] | None = None
         # count of each word, indexed by its first position: nonzero entries in Counter order
         if first_counts is None:
             first_counts = np.bincount(word_ids, minlength=num) if num else _EMPTY
@@ -104,6 +111,8 @@ class NgramTable:
         positions = prev.positions
         if len(positions) < 2:
             return _NONE_REPEATED
+        if len(positions) <= _SMALL:
+            return self._next_level_small(prev, n)
         # the n-gram at i repeats only if the (n-1)-grams at i and at i + 1 both repeat
         repeats = np.zeros(self.num_words + 1, dtype=np.bool_)
         repeats[positions] = True
@@ -113,29 +122,57 @@ class NgramTable:
             return _NONE_REPEATED
         keys = prev.groups[keep] * self.num_words + self.word_ids[starts + (n - 1)]
         if len(keys) <= _SMALL:
-            return _group_small(starts, keys.tolist())
+            return _group_small(starts.tolist(), keys.tolist())
         _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
         inverse = inverse.reshape(-1)
         per_position = counts[inverse]
         repeated = per_position > 1
         return RepeatedNgrams(starts[repeated], inverse[repeated], per_position[repeated])
 
+    def _next_level_small(self, prev: RepeatedNgrams, n: int) -> RepeatedNgrams:
+        """:meth:`_next_level` with Python lists, for a level of at most ``_SMALL`` positions."""
+        positions, groups = prev.positions, prev.groups
+        if isinstance(positions, np.ndarray):
+            positions, groups = positions.tolist(), groups.tolist()
+        present = set(positions)
+        word_ids = self.word_id_list
+        num = self.num_words
+        starts = []
+        keys = []
+        for i, group in zip(positions, groups, strict=True):
+            if i + 1 in present:
+                starts.append(i)
+                keys.append(group * num + word_ids[i + n - 1])
+        if len(starts) < 2:
+            return _NONE_REPEATED
+        return _group_small(starts, keys)
+
+    @property
+    def word_id_list(self) -> list[int]:
+        """``word_ids`` as a Python list (for the small levels)."""
+        if self._word_id_list is None:
+            self._word_id_list = self.word_ids.tolist()
+        return self._word_id_list
+
 
 _SMALL = 48  # below this many candidate n-grams, grouping in Python beats np.unique's overhead
 
 
-def _group_small(starts: np.ndarray, keys: list[int]) -> RepeatedNgrams:
+def _group_small(starts: list[int], keys: list[int]) -> RepeatedNgrams:
+    """The repeated n-grams among candidates (start, key), as lists; a group id is the n-gram's first
+    start (below the number of words, as the next level needs)."""
     counts = Counter(keys)
-    kept = [i for i, key in enumerate(keys) if counts[key] > 1]
-    if not kept:
+    if len(counts) == len(keys):
         return _NONE_REPEATED
-    kept_keys = [keys[i] for i in kept]
-    dense = {key: i for i, key in enumerate(dict.fromkeys(kept_keys))}  # keep group ids below num_words
-    return RepeatedNgrams(
-        starts[kept],
-        np.array([dense[k] for k in kept_keys], dtype=np.int64),
-        np.array([counts[k] for k in kept_keys], dtype=np.int64),
-    )
+    first: dict[int, int] = {}
+    positions, groups, per_position = [], [], []
+    for start, key in zip(starts, keys, strict=True):
+        count = counts[key]
+        if count > 1:
+            positions.append(start)
+            groups.append(first.setdefault(key, start))
+            per_position.append(count)
+    return RepeatedNgrams(positions, groups, per_position)
 
 
 def ngram_table(doc: Document) -> NgramTable:
@@ -161,8 +198,13 @@ def frac_chars_top_ngram(doc: Document, n: int) -> float:
     level = table.repeated(n)
     if len(level.positions) == 0:
         return 0.0
-    count = int(level.counts.max())
-    first = int(level.positions[int(np.argmax(level.counts == count))])
+    counts = level.counts
+    if isinstance(counts, list):
+        count = max(counts)
+        first = level.positions[counts.index(count)]
+    else:
+        count = int(counts.max())
+        first = int(level.positions[int(np.argmax(counts == count))])
     chars = sum(map(len, table.words[first : first + n]))
     return round(chars * count / table.total_chars, PRECISION)
 
@@ -177,6 +219,13 @@ def frac_chars_dupe_ngrams(doc: Document, n: int) -> float:
     level = table.repeated(n)
     if len(level.positions) == 0 or table.total_chars == 0:
         return 0.0
+    if isinstance(level.positions, list):  # few: mark the covered words directly
+        covered_words: set[int] = set()
+        for start in level.positions:
+            covered_words.update(range(start, start + n))
+        words = table.words
+        chars_duped = sum(len(words[i]) for i in covered_words)
+        return round(chars_duped / table.total_chars, PRECISION)
     # +1 where a repeated n-gram starts, -1 where it ends: words with a positive running sum are covered
     delta = np.bincount(level.positions, minlength=num_words + 1)
     delta -= np.bincount(level.positions + n, minlength=num_words + 1)

@@ -22,8 +22,9 @@ only reproducible in a process started with PYTHONHASHSEED=42. We keep two modes
       MurmurHash3's 64-bit finaliser), so (a, b) and (b, a) differ;
     * bucket = ``key % buckets`` on the unsigned 64-bit key.
 
-Both modes keep a bounded word -> hash cache (a document costs about one dictionary lookup per
-known word) and do the bigram and bucket arithmetic in numpy.
+Both modes hash each distinct word once per process: the per-word values (unigram bucket and the
+word's share of any bigram key) are a column of the shared :class:`signals.vocabulary.Vocabulary`,
+so a document costs one gather by word id plus the bigram and bucket arithmetic in numpy.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from signals.cpython_hash import CPythonHash
+from signals.cpython_hash import CPythonHash, tuple_hash_finish, tuple_hash_follow, tuple_hash_lead
+from signals.vocabulary import Column, Vocabulary, shared_vocabulary
 
 HASH_MODES = ("stable", "rpv2")
 RPV2_HASH_SEED = 42  # RPv2's app/Dockerfile: PYTHONHASHSEED=42
@@ -43,33 +45,11 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _FMIX_C1 = np.uint64(0xFF51AFD7ED558CCD)
 _FMIX_C2 = np.uint64(0xC4CEB9FE1A85EC53)
 
-_STABLE_CACHE_MAX = 1 << 20
-
 
 def stable_word_hash(word: str) -> int:
     """The stable 64-bit hash of one word (see module docstring), as an unsigned int."""
     data = word.encode("utf-8", "surrogatepass")
     return int.from_bytes(hashlib.blake2b(data, digest_size=8, person=b"rpv2-dsir").digest(), "little")
-
-
-class _StableHashCache(dict):
-    """word -> stable hash as the signed int64 of the same bits (numpy converts those fastest);
-    ``__missing__`` computes a word's hash the first time it is looked up."""
-
-    def __missing__(self, word: str) -> int:
-        h = stable_word_hash(word)
-        value = self[word] = h - (1 << 64) if h >= 1 << 63 else h
-        return value
-
-
-_stable_word_cache = _StableHashCache()
-
-
-def _stable_word_hashes(words: Sequence[str]) -> np.ndarray:
-    if len(_stable_word_cache) >= _STABLE_CACHE_MAX:  # bounded memory on huge vocabularies
-        _stable_word_cache.clear()
-    lookup = _stable_word_cache.__getitem__
-    return np.fromiter(map(lookup, words), dtype=np.int64, count=len(words)).view(np.uint64)
 
 
 _rpv2_hasher: CPythonHash | None = None
@@ -91,27 +71,82 @@ def _fmix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(33))
 
 
+def _rpv2_gram_column(buckets: int) -> Column:
+    """Per word, for RPv2's hash: [unigram bucket, tuple-hash state after the word as first item,
+    the word's contribution as second item] (CPython's ``tuplehash`` mixes the two items' hashes
+    one after the other, so each item's share depends on that item alone and is computed once)."""
+
+    def compute(words: list[str]) -> np.ndarray:
+        hashes = rpv2_hasher().hash_strs_uncached(words)
+        out = np.empty((len(words), 3), dtype=np.uint64)
+        # abs() read as uint64 is exact even for -2**63
+        out[:, 0] = np.abs(hashes).view(np.uint64) % np.uint64(buckets)
+        with np.errstate(over="ignore"):
+            out[:, 1] = tuple_hash_lead(hashes)
+            out[:, 2] = tuple_hash_follow(hashes)
+        return out
+
+    return compute
+
+
+def _stable_gram_column(buckets: int) -> Column:
+    """Per word, for the stable hash: [unigram bucket, w * golden, w] (the bigram key is
+    ``fmix64(w(a) * golden + w(b))``)."""
+
+    def compute(words: list[str]) -> np.ndarray:
+        hashes = np.fromiter(map(stable_word_hash, words), dtype=np.uint64, count=len(words))
+        out = np.empty((len(words), 3), dtype=np.uint64)
+        out[:, 0] = hashes % np.uint64(buckets)
+        with np.errstate(over="ignore"):
+            out[:, 1] = hashes * _GOLDEN
+        out[:, 2] = hashes
+        return out
+
+    return compute
+
+
+_GRAM_COLUMNS = {"rpv2": _rpv2_gram_column, "stable": _stable_gram_column}
+
+
+def gram_buckets_from_ids(word_ids: np.ndarray, vocab: Vocabulary, buckets: int, mode: str) -> np.ndarray:
+    """:func:`gram_buckets` for words given as ids of ``vocab`` (the Document's ``raw_word_ids``).
+
+    Each distinct word is hashed once per vocabulary (a column of ``vocab``); a document then costs
+    one gather and a few numpy operations on its bigrams.
+    """
+    if mode not in _GRAM_COLUMNS:
+        raise ValueError(f"unknown DSIR hash mode {mode!r}; expected one of {HASH_MODES}")
+    if len(word_ids) == 0:
+        return np.zeros(0, dtype=np.intp)
+    column = vocab.column(("dsir", mode, buckets), _GRAM_COLUMNS[mode](buckets), np.dtype((np.uint64, 3)))
+    per_word = column[word_ids]
+    with np.errstate(over="ignore"):
+        key = per_word[:-1, 1] + per_word[1:, 2]
+        if mode == "rpv2":
+            bigram = tuple_hash_finish(key)
+            np.abs(bigram, out=bigram)
+            key = bigram.view(np.uint64)
+        else:
+            key = _fmix64(key)
+    key %= np.uint64(buckets)
+    return np.concatenate((per_word[:, 0], key)).astype(np.intp)
+
+
 def gram_buckets(words: Sequence[str], buckets: int, mode: str = "stable") -> np.ndarray:
     """Bucket ids of every unigram then every bigram of ``words``, as RPv2's ``hash_feature``.
 
     RPv2 counts each unigram and each (overlapping) bigram once, so the result has
     ``2 * len(words) - 1`` entries (0 for an empty document).
     """
-    n = len(words)
-    if n == 0:
-        return np.zeros(0, dtype=np.intp)
-    with np.errstate(over="ignore"):
-        if mode == "rpv2":
-            # hash() of the str and of the (str, str) tuple as in RPv2's seed-42 process (emulated,
-            # so independent of this process's seed). abs() read as uint64 is exact even for -2**63.
-            keys = np.abs(rpv2_hasher().gram_hashes(words)).view(np.uint64)
-        elif mode == "stable":
-            hashes = _stable_word_hashes(words)
-            bigram_keys = _fmix64(hashes[:-1] * _GOLDEN + hashes[1:])
-            keys = np.concatenate((hashes, bigram_keys))
-        else:
-            raise ValueError(f"unknown DSIR hash mode {mode!r}; expected one of {HASH_MODES}")
-    return (keys % np.uint64(buckets)).astype(np.intp)
+    if mode not in _GRAM_COLUMNS:
+        raise ValueError(f"unknown DSIR hash mode {mode!r}; expected one of {HASH_MODES}")
+    vocab = shared_vocabulary()
+    return gram_buckets_from_ids(vocab.ids(words), vocab, buckets, mode)
+
+
+def features_from_buckets(gram_bucket_ids: np.ndarray, buckets: int) -> np.ndarray:
+    """The float64 count vector of the grams (RPv2's ``hash_features``, as ``np.inner`` reads it)."""
+    return np.bincount(gram_bucket_ids, minlength=buckets).astype(np.float64)
 
 
 def hash_features(words: Sequence[str], buckets: int, mode: str = "stable") -> np.ndarray:

@@ -51,7 +51,7 @@ class Vocabulary:
     def ids(self, words: Sequence[str]) -> np.ndarray:
         """The int64 id of every word (new words get the next ids, in order of first appearance).
 
-        -1 is never an id, so it marks the words not seen before; they are added in one batch.
+        -1 is never an id, so it marks the words not seen before; they are added under the lock.
         """
         n = len(words)
         out = np.fromiter(map(self._ids.get, words, itertools.repeat(-1)), dtype=np.int64, count=n)

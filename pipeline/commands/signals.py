@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--snapshot-id", default=None, help="metadata snapshot_id (default: from the uri_id)")
     parser.add_argument(
         "--hash-mode", default="auto", choices=("auto", "stable", "rpv2"),
-        help="DSIR feature hash (auto: from the artifacts; rpv2 needs PYTHONHASHSEED=42)",
+        help="DSIR feature hash (auto: from the artifacts; rpv2: RPv2's seed-42 hash(), emulated)",
     )
     parser.add_argument("--no-models", action="store_true", help="skip the classifier and DSIR signals (null)")
     parser.add_argument("--max-docs", type=int, default=-1, help="stop after this many documents")
