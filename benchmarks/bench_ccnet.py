@@ -96,14 +96,13 @@ def build_default_models(work: Path) -> Path:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--docs", type=int, default=5000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--models", type=Path, default=None, help="dir with en.sp.model + en.arpa.bin")
-    parser.add_argument("--lid-model", type=Path, default=None)
-    args = parser.parse_args(argv)
+def measure(
+    n_docs: int = 5000, repeat: int = 3, models: Path | None = None, lid_model: Path | None = None
+) -> tuple[list[tuple[str, int, float, float]], float]:
+    """(rows of (step, docs, best CPU-free wall seconds, MB of text), fraction of lines dedup removed)."""
+    from types import SimpleNamespace
 
+    args = SimpleNamespace(docs=n_docs, repeat=repeat, models=models, lid_model=lid_model)
     docs = make_docs(args.docs)
     rows: list[tuple[str, int, float, float]] = []
 
@@ -129,14 +128,23 @@ def main(argv: list[str] | None = None) -> int:
         models_dir = args.models or build_default_models(Path(tmp))
         scorer = LanguageModels(models_dir).get("en")
         if scorer is None:
-            print(f"no en model in {models_dir}", file=sys.stderr)
-            return 1
+            raise SystemExit(f"no en model in {models_dir}")
         english = [x for x in texts if lid.predict(x)[0] == "en"]
         scorer.perplexity("warm up")
         t = timed(lambda: [scorer.perplexity(x) for x in english], args.repeat)
         size = sum(f.stat().st_size for f in Path(models_dir).glob("en.*")) / 1e6
         rows.append((f"perplexity (en, {size:.0f} MB model)", len(english), t, mb(english)))
+    return rows, removed
 
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--docs", type=int, default=5000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--models", type=Path, default=None, help="dir with en.sp.model + en.arpa.bin")
+    parser.add_argument("--lid-model", type=Path, default=None)
+    args = parser.parse_args(argv)
+    rows, removed = measure(args.docs, args.repeat, args.models, args.lid_model)
     print(f"CCNet stage, single core, {args.docs} docs (best of {args.repeat}); line dedup removed {removed:.1%} of lines")
     print(f"{'step':<34} {'docs':>7} {'docs/s/core':>12} {'MB/s/core':>10}")
     for name, n, seconds, megabytes in rows:

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the corpus generator is shared with the integration test
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--docs-per-file", type=int, default=250)
@@ -37,17 +37,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models-dir")
     parser.add_argument("--cutoffs")
     parser.add_argument("--no-lm", action="store_true", help="no perplexity models (bucket all)")
-    parser.add_argument("--artifacts", help="RPv2 artifacts dir: include the 45 quality signals")
+    parser.add_argument("--artifacts", help="RPv2 artifacts dir for the artifact-based signals")
+    parser.add_argument("--no-signals", action="store_true")
     parser.add_argument("--no-minhash", action="store_true")
     parser.add_argument("--direct-num-workers", type=int, default=1)
     parser.add_argument("--direct-running-mode", default="in_memory")
-    args = parser.parse_args(argv)
-    if args.artifacts and os.environ.get("PYTHONHASHSEED") != "42":
-        # RPv2's DSIR artifacts need PYTHONHASHSEED=42 (as RPv2's Dockerfile); without it the pipeline
-        # moves its work to subprocesses, which would distort the in-process measurement.
-        os.execve(sys.executable, [sys.executable, __file__, *(sys.argv[1:] if argv is None else argv)],
-                  {**os.environ, "PYTHONHASHSEED": "42"})
+    return parser
 
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    rows, header_line = measure(args)
+    print(header_line)
+    header = f"{'run':<52}{'docs read':>10}{'kept':>8}{'wall s':>9}{'docs/s':>10}{'docs/s/core':>13}{'text MB/s':>11}"
+    print(header)
+    print("-" * len(header))
+    for name, n_read, n_kept, wall, cpu_s, tbytes in rows:
+        per_core = n_read / cpu_s if cpu_s else float("nan")
+        print(f"{name:<52}{n_read:>10}{n_kept:>8}{wall:>9.2f}{n_read / wall:>10.1f}{per_core:>13.1f}"
+              f"{tbytes / 1e6 / wall:>11.3f}")
+    return 0
+
+
+def measure(args: argparse.Namespace) -> tuple[list[tuple], str]:
+    """Rows of (run, docs read, kept, wall s, CPU s or None, text bytes) and a line describing the run."""
     from pipeline_corpus import build_corpus_mirror, build_corpus_models
 
     from pipeline.beam_pipeline import load_stage_cutoffs, run_pipeline
@@ -66,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides = {
             "snapshot": "2023-06", "base_url": str(mirror), "num_shards": args.shards,
             "models_dir": models_dir, "cutoffs": cutoffs, "artifacts": args.artifacts,
-            "minhash": not args.no_minhash,
+            "minhash": not args.no_minhash, "signals": not args.no_signals,
         }
         rows = []
 
@@ -106,21 +123,15 @@ def main(argv: list[str] | None = None) -> int:
         ))
 
         stages = "read+dedup+LID+" + ("perplexity+bucket" if models_dir else "no LM (bucket all)")
-        stages += "+signals" if args.artifacts else ""
+        if not args.no_signals:
+            stages += "+signals" + ("" if args.artifacts else " (no artifacts)")
         stages += "" if args.no_minhash else "+MinHash"
-        print(f"\nrpv2 whole-stage benchmark: {args.files} WET files x {args.docs_per_file} docs, "
-              f"{args.shards} shards, {input_bytes / 1e6:.2f} MB gzip input; stages: {stages}; "
-              f"model setup {setup_seconds:.2f}s (not counted); cores: {os.cpu_count()}")
-        header = f"{'run':<52}{'docs read':>10}{'kept':>8}{'wall s':>9}{'docs/s':>10}{'docs/s/core':>13}{'text MB/s':>11}"
-        print(header)
-        print("-" * len(header))
-        for name, n_read, n_kept, wall, cpu_s, tbytes in rows:
-            per_core = n_read / cpu_s if cpu_s else float("nan")
-            print(f"{name:<52}{n_read:>10}{n_kept:>8}{wall:>9.2f}{n_read / wall:>10.1f}{per_core:>13.1f}"
-                  f"{tbytes / 1e6 / wall:>11.3f}")
+        header_line = (f"\nrpv2 whole-stage benchmark: {args.files} WET files x {args.docs_per_file} docs, "
+                       f"{args.shards} shards, {input_bytes / 1e6:.2f} MB gzip input; stages: {stages}; "
+                       f"model setup {setup_seconds:.2f}s (not counted); cores: {os.cpu_count()}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return 0
+    return rows, header_line
 
 
 if __name__ == "__main__":

@@ -19,14 +19,13 @@ HERE = Path(__file__).resolve().parent
 
 # name -> (script, full-size arguments, quick arguments)
 BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
-    "read": ("bench_read.py", ["--docs", "20000"], ["--docs", "2000"]),
-    "ccnet": ("bench_ccnet.py", [], ["--docs", "500"]),
+    "ccnet_stage": ("bench_ccnet_stage.py", [], ["--docs", "2000", "--ccnet-docs", "500", "--repeat", "1",
+                                              "--stage-files", "2", "--stage-docs-per-file", "200"]),
     "signals": ("bench_signals.py", ["--docs", "20000"], ["--docs", "2000"]),
     "ml_signals": ("bench_ml_signals.py", ["--docs", "20000"], ["--docs", "2000"]),
     "minhash": ("bench_minhash.py", ["--docs", "20000"], ["--docs", "2000"]),
     "bloom": ("bench_bloom.py", ["--keys", "1000000"], ["--keys", "100000"]),
     "lsh": ("bench_lsh.py", ["--docs", "1000000"], ["--docs", "50000", "--beam-docs", "5000"]),
-    "pipeline": ("bench_pipeline.py", [], ["--files", "2", "--docs-per-file", "200"]),
 }
 
 

@@ -126,7 +126,7 @@ class QualitySignals:
                 "signals.importance", "ImportanceScorer", artifacts_dir, hash_mode=hash_mode
             )
         # heavy state now, not inside the first document
-        for table in ("isupper", "isnumeric", "isspace", "engine_differences"):
+        for table in ("isupper", "isnumeric", "isspace", "wordpunct_classes"):
             char_table(table)
         for lang in languages:
             self.word_lists.bad_words(lang)
