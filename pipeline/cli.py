@@ -16,6 +16,8 @@ COMMANDS: dict[str, str] = {
     "run": "pipeline.commands.run",
     "signals": "pipeline.commands.signals",
     "dedup": "pipeline.commands.dedup",
+    "filter": "pipeline.commands.filter",
+    "export": "pipeline.commands.export",
     "models": "pipeline.commands.models",
     "artifacts": "pipeline.commands.artifacts",
 }

@@ -41,6 +41,12 @@ DOCUMENT_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
     ("shard_id", pa.string()),
 )
 
+# Hive partition keys of the documents dataset (ARCHITECTURE.md). Their values live in the directory
+# names only, not inside the files, as Spark and pyarrow's write_dataset lay out a hive dataset: a column
+# stored in both places is a type conflict for pyarrow.parquet.read_table and an error for Spark. Read
+# single files with pipeline.dataset_files.read_documents_file, which restores them from the path.
+PARTITION_COLUMNS: tuple[str, ...] = ("snapshot", "language", "bucket")
+
 LINE_SPAN_TYPE = pa.struct([("start", pa.int64()), ("end", pa.int64())])
 
 # RPv2's line split (Document.raw_lines): every line keeps its trailing "\n"; a last line without one
@@ -63,7 +69,7 @@ def document_schema(
     ``line_spans`` is present whenever line-level signals are, so that their lists can be read back
     as RPv2's ``[start, end, score]`` triples.
     """
-    fields = [pa.field(name, dtype) for name, dtype in DOCUMENT_FIELDS]
+    fields = [pa.field(name, dtype) for name, dtype in DOCUMENT_FIELDS if name not in PARTITION_COLUMNS]
     fields += [pa.field(name, pa.float64()) for name in doc_signals]
     if line_signals:
         fields.append(pa.field("line_spans", pa.list_(LINE_SPAN_TYPE)))

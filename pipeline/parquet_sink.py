@@ -181,5 +181,7 @@ class ShardParquetWriter:
 
 
 def read_documents(paths: Iterable[str]) -> pa.Table:
-    """Read output files back into one table (tests, reports)."""
-    return pa.concat_tables([pq.read_table(p) for p in paths])
+    """Read output files back into one table (tests, reports), partition columns restored from paths."""
+    from pipeline.dataset_files import read_documents_file
+
+    return pa.concat_tables([read_documents_file(p) for p in paths])

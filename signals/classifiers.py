@@ -67,7 +67,13 @@ def load_fasttext_model(path: str | os.PathLike[str]) -> Any:
 
 def predict_top1(model: Any, text: str) -> tuple[str, float] | None:
     """Top-1 (label, probability) exactly as ``model.predict(text)`` computes it, numpy-free."""
-    predictions = model.f.predict(text + "\n", 1, 0.0, "strict")
+    return _predict_line(model, text + "\n")
+
+
+def _predict_line(model: Any, line: str) -> tuple[str, float] | None:
+    """:func:`predict_top1` for a text that already ends with the "\\n" ``predict`` appends (one
+    string for all models: pybind11 then converts it to UTF-8 once, as the str keeps its UTF-8 copy)."""
+    predictions = model.f.predict(line, 1, 0.0, "strict")
     if not predictions:
         return None
     prob, label = predictions[0]
@@ -116,13 +122,15 @@ class ClassifierScorer:
         if not models or len(raw) == 0:
             return out
         text = classifier_input(raw)
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            text = _encodable(text)
-            self.repaired_text += 1
+        if not text.isascii():  # ASCII always encodes; only other text can hold lone surrogates
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                text = _encodable(text)
+                self.repaired_text += 1
+        line = text + "\n"
         for name, model in models.items():
-            prediction = predict_top1(model, text)
+            prediction = _predict_line(model, line)
             if prediction is not None:
                 out[MODEL_SIGNALS[name]] = score_from_prediction(*prediction)
         return out

@@ -57,9 +57,13 @@ def count_bad_words(bad_words: BadWords, table: NgramTable) -> int:
     """``bad_words.count(words)`` using the document's word table: single-word entries are looked up
     once per distinct word (times its count), multi-word entries only where their first word occurs."""
     vocab = table.first_position
+    candidates = bad_words.starts.intersection(vocab)  # one pass over the document's distinct words
+    if not candidates:
+        return 0
     counts = table.first_counts
-    num = sum(int(counts[vocab[w]]) for w in bad_words.unigrams.intersection(vocab))
-    present = bad_words.first_words.intersection(vocab)
+    unigrams = bad_words.unigrams
+    num = sum(int(counts[vocab[w]]) for w in candidates if w in unigrams)
+    present = bad_words.first_words.intersection(candidates)
     if not present:
         return num
     words = table.words

@@ -29,7 +29,9 @@ one buffer, sorted by block count, and compressed in lockstep (step ``r`` update
 messages that still have an ``r``-th full block); the finalisation runs once over all of them. A very
 long single token (thousands of blocks, as in a 5 MB line without spaces) finishes in a scalar loop
 once few messages are left. :class:`CPythonHash` also keeps a bounded word -> hash cache, since a
-vocabulary repeats across documents.
+vocabulary repeats across documents (the signals use :mod:`signals.vocabulary` columns instead).
+``tuple_hash_lead``/``tuple_hash_follow``/``tuple_hash_finish`` split ``hash((a, b))`` into a part per
+item, so a caller can compute each word's share once and a bigram's hash with three operations.
 """
 
 from __future__ import annotations

@@ -3,10 +3,13 @@
 Reproduces RPv2's ``core/quality_signals/importance_weights.py`` (``Base_Importance``):
 
 * features: RPv2's ``hash_feature`` counts of the document's raw WordPunct unigrams and raw bigrams
-  in ``buckets`` (10,000) hashed buckets (see :mod:`signals.stable_hash` for the two hash modes);
+  in ``buckets`` (10,000) hashed buckets (see :mod:`signals.stable_hash` for the two hash modes; each
+  distinct word is hashed once per process, through the document's vocabulary ids);
 * score: ``np.inner(features, log(p_target + 1e-8) - log(p_source + 1e-8))`` where ``p`` are the
   normalised bucket counts of the target corpus (wikipedia / openwebtext / books) and of the source
-  corpus (ccnet), rounded to 8 decimals;
+  corpus (ccnet), rounded to 8 decimals. The dense 10,000-long product is kept on purpose: summing
+  only the buckets a document hits would add the same terms in another order (BLAS ``ddot`` keeps
+  several partial sums), which can change the last bits and so, rarely, the 8th decimal;
 * length correction: ``+ log(pois(len; lambda_t) + 1e-8) - log(pois(len; lambda_s) + 1e-8)`` with
   ``len = len(raw_content)`` in *characters* while the lambdas are mean *word* counts (RPv2's unit
   mismatch, kept on purpose: the values must equal RPv2's);
@@ -44,11 +47,12 @@ TARGET_DATASETS = ("books", "openwebtext", "wikipedia")
 HASH_METADATA_FILE = "hash.json"
 _PMF_UNDERFLOW = -800.0  # exp() of anything below -745.2 is 0.0 in float64
 
-SIGNAL_NAMES: tuple[str, ...] = tuple(
-    name
+# target -> (its importance signal, its length-corrected one)
+_TARGET_SIGNALS: dict[str, tuple[str, str]] = {
+    target: (f"rps_doc_{target}_importance", f"rps_doc_{target}_importance_length_correction")
     for target in TARGET_DATASETS
-    for name in (f"rps_doc_{target}_importance", f"rps_doc_{target}_importance_length_correction")
-)
+}
+SIGNAL_NAMES: tuple[str, ...] = tuple(name for names in _TARGET_SIGNALS.values() for name in names)
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,14 @@ def poisson_pmf(k: int, mu: np.ndarray) -> float:
     return float(np.exp(special.xlogy(kf, mu) - special.gammaln(kf + 1.0) - mu))
 
 
+_LOG_EPSILON = float(np.log(1e-8))
+
+
+def _log_pmf_term(pmf: float) -> float:
+    """RPv2's ``np.log(pmf + 1e-8)``; the pmf of a long document is exactly 0.0, whose term is a constant."""
+    return _LOG_EPSILON if pmf == 0.0 else float(np.log(pmf + 1e-8))
+
+
 def importance_scores(
     features: np.ndarray, doc_len: int, lang: DsirLanguage | None
 ) -> dict[str, float | None]:
@@ -145,14 +157,15 @@ def importance_scores(
     source_pmf: dict[float, float] = {}  # the source lambda is shared by all targets
     for target, model in lang.targets.items():
         score = float(np.inner(feats, model.log_diff))
-        out[f"rps_doc_{target}_importance"] = round(score, PRECISION)
+        name, corrected_name = _TARGET_SIGNALS[target]
+        out[name] = round(score, PRECISION)
         source_key = float(model.source_lambda)
         if source_key not in source_pmf:
             source_pmf[source_key] = poisson_pmf(doc_len, model.source_lambda)
-        correction = np.log(poisson_pmf(doc_len, model.target_lambda) + 1e-8) - np.log(
-            source_pmf[source_key] + 1e-8
+        correction = _log_pmf_term(poisson_pmf(doc_len, model.target_lambda)) - _log_pmf_term(
+            source_pmf[source_key]
         )
-        out[f"rps_doc_{target}_importance_length_correction"] = round(score + float(correction), PRECISION)
+        out[corrected_name] = round(score + correction, PRECISION)
     return out
 
 

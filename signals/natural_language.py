@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import re
-import string
 
 import numpy as np
 
@@ -23,7 +22,6 @@ Spans = list[tuple[int, int, float | int | None]]
 
 # RPv2 RPS_Doc_Num_Sentences.SENT_PATTERN
 _SENTENCE_PATTERN = re.compile(r"\b[^.!?]+[.!?]*", flags=re.UNICODE)
-_BYTES_NOT_LETTER_OR_SPACE = bytes(b for b in range(256) if not (chr(b) in string.ascii_letters or b == 32))
 _ASCII_LETTER = re.compile(r"[a-zA-Z]")  # RPv2 RPS_Doc_Frac_No_Alph_Words.ALPH_REGEX
 _SYMBOLS = ("#", "...", "…")  # RPv2 RPS_Doc_Symbol_To_Word_Ratio.SYMBOLS
 _ELLIPSIS = ("...", "…")  # RPv2 RPS_Doc_Frac_Lines_End_With_Ellipsis.ELLIPSIS_SYMBOLS
@@ -70,24 +68,6 @@ def rps_doc_frac_lines_end_with_ellipsis(doc: Document) -> Spans:
         return [(0, doc.num_chars, 0.0)]
     num = float(sum(line.rstrip().endswith(_ELLIPSIS) for line in lines))
     return [(0, doc.num_chars, round(num / len(lines), PRECISION))]
-
-
-def count_with_ascii_letter(tokens: tuple[str, ...]) -> int:
-    """How many tokens contain a character of [a-zA-Z] (RPv2's ALPH_REGEX search per token).
-
-    Tokens never contain whitespace, so ``" ".join(tokens)`` keeps them apart. In its UTF-8 bytes an
-    ASCII letter or space is only ever itself (every byte of a multi-byte character is >= 0x80), so
-    deleting every byte but letters and spaces leaves one run of letters per token with a letter;
-    the runs are counted with numpy: a few C-level passes instead of a regex search per token.
-    """
-    if not tokens:
-        return 0
-    kept = " ".join(tokens).encode("utf-8", "surrogatepass").translate(None, _BYTES_NOT_LETTER_OR_SPACE)
-    letters = np.frombuffer(kept, dtype=np.uint8) != 32
-    if len(letters) == 0:
-        return 0
-    # words = runs of letters: count the letters that follow a space (or start the text)
-    return int(letters[0]) + int(np.count_nonzero(letters[1:] & ~letters[:-1]))
 
 
 def _has_ascii_letter(tokens: list[str]) -> np.ndarray:

@@ -128,8 +128,11 @@ def gram_buckets_from_ids(word_ids: np.ndarray, vocab: Vocabulary, buckets: int,
             key = bigram.view(np.uint64)
         else:
             key = _fmix64(key)
-    key %= np.uint64(buckets)
-    return np.concatenate((per_word[:, 0], key)).astype(np.intp)
+    out = np.empty(2 * len(word_ids) - 1, dtype=np.intp)
+    out[: len(word_ids)] = per_word[:, 0]
+    np.remainder(key, np.uint64(buckets), out=key)
+    out[len(word_ids):] = key
+    return out
 
 
 def gram_buckets(words: Sequence[str], buckets: int, mode: str = "stable") -> np.ndarray:

@@ -100,7 +100,7 @@ def _build_table(name: str) -> np.ndarray:
 
 
 def char_table(name: str) -> np.ndarray:
-    """A boolean table over all code points, built once per process (0.1-0.3 s).
+    """A table over all code points, built once per process (0.1-0.3 s).
 
     ``name`` is a ``str`` predicate (``"isupper"``, ``"isnumeric"``: ``getattr(chr(cp), name)()``),
     ``"engine_differences"``: the characters on which ``re`` and ``regex`` disagree about ``\\w``/``\\s``,
@@ -195,10 +195,10 @@ def wordpunct_tokenize(text: str, points: np.ndarray | None = None) -> list[str]
 def _tokens_from_classes(text: str, classes: np.ndarray) -> list[str]:
     """The WordPunct tokens of ``text`` given each code point's class (space, word, other).
 
-    ``\w+|[^\w\s]+`` matched left to right takes every maximal run of word characters and every
+    ``\\w+|[^\\w\\s]+`` matched left to right takes every maximal run of word characters and every
     maximal run of characters that are neither word nor space, so the tokens are the maximal runs of
     one non-space class; they are found with numpy and cut out with slices (faster than the regex on
-    non-ASCII text, whose ``\w`` looks every character up in the Unicode database).
+    non-ASCII text, whose ``\\w`` looks every character up in the Unicode database).
     """
     size = len(classes)
     if size == 0:

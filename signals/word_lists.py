@@ -35,7 +35,7 @@ class BadWords:
     up to the first space).
     """
 
-    __slots__ = ("entries", "unigrams", "multi", "first_words")
+    __slots__ = ("entries", "unigrams", "multi", "first_words", "starts")
 
     def __init__(self, entries: set[str]) -> None:
         self.entries = frozenset(entries)
@@ -48,6 +48,8 @@ class BadWords:
         # n -> first words of the n-word entries
         self.multi: dict[int, frozenset[str]] = {n: frozenset(v) for n, v in sorted(multi.items())}
         self.first_words: frozenset[str] = frozenset().union(*self.multi.values())
+        # every word a match can start with: one set intersection finds all candidates of a document
+        self.starts: frozenset[str] = self.unigrams | self.first_words
 
     def count(self, words: tuple[str, ...]) -> int:
         """Number of word n-grams of ``words`` (all n of the list's entries) that are list entries."""

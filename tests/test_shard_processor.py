@@ -10,6 +10,7 @@ import pytest
 from pipeline_corpus import BOILERPLATE, SNAPSHOT, build_corpus_mirror
 
 from pipeline.cc_listing import read_listing, resolve, shard_paths
+from pipeline.dataset_files import read_documents_file
 from pipeline.document_ids import document_id_int
 from pipeline.run_summary import AccountingError, ShardStats, build_summary, format_table, merge_stats
 from pipeline.shard_processor import (
@@ -106,7 +107,7 @@ def test_every_document_is_kept_or_dropped_for_one_reason(processed):
 def _read_output(out: Path):
     files = sorted(out.rglob("*.parquet"))
     assert files
-    return {f.relative_to(out).as_posix(): pq.read_table(f).to_pylist() for f in files}
+    return {f.relative_to(out).as_posix(): read_documents_file(f).to_pylist() for f in files}
 
 
 def test_boilerplate_repeated_across_the_shard_is_removed(processed):

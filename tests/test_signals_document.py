@@ -133,3 +133,18 @@ def test_tokenizer_engine_switch_covers_every_code_point():
         assert wordpunct_tokenize(chunk) == _NLTK_WORDPUNCT.findall(chunk)
     plain = "Hello, wörld! Grüße (2023) — “quotes” ok?"
     assert wordpunct_tokenize(plain) == _NLTK_WORDPUNCT.findall(plain)
+
+
+def _every_code_point(separator: str = "") -> str:
+    return separator.join(map(chr, range(sys.maxunicode + 1)))
+
+
+def test_word_split_equals_nltk_on_every_code_point():
+    # non-ASCII text goes through the per-code-point class table: every class, every boundary
+    for text in (_every_code_point(), _every_code_point(" "), _every_code_point("a"), _every_code_point(",")):
+        assert Document(text).raw_words == tuple(_NLTK_WORDPUNCT.findall(text))
+
+
+def test_punctuation_removal_equals_str_translate_on_every_code_point():
+    text = _every_code_point("x,")  # lone surrogates included
+    assert remove_punctuation(text) == text.translate(_PUNCT)
