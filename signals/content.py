@@ -86,6 +86,13 @@ def _membership(words: frozenset[str]):
     return compute
 
 
+def _counter(words: frozenset[str]):
+    def count(tokens: tuple[str, ...]) -> int:
+        return sum(map(words.__contains__, tokens))
+
+    return count
+
+
 def rps_doc_stop_word_fraction(doc: Document, lists: WordLists) -> Spans:
     """Raw WordPunct tokens that are stop words, per raw token; case-sensitive as RPv2
     RPS_Doc_Stop_Word_Fraction (0.0 when the document has no normalized words)."""
@@ -95,7 +102,7 @@ def rps_doc_stop_word_fraction(doc: Document, lists: WordLists) -> Spans:
     if doc.num_normalized_words == 0:
         return [(0, doc.num_chars, 0.0)]
     # once per distinct word per process: a column of the vocabulary keyed by the list itself
-    num = int(np.count_nonzero(doc.raw_word_column(("stop_word", stop_words), _membership(stop_words), np.bool_)))
+    num = doc.count_raw_words(("stop_word", stop_words), _membership(stop_words), _counter(stop_words))
     return [(0, doc.num_chars, round(num / doc.num_raw_words, PRECISION))]
 
 

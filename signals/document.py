@@ -83,10 +83,13 @@ class Document:
         "raw_content", "num_chars", "domain", "language", "normalized_content", "raw_words", "normalized_words",
         "num_raw_words", "num_normalized_words", "cache",
         "lowered_nfd", "_code_points", "_raw_line_texts", "_normalized_line_texts", "_line_starts", "_line_ends",
-        "_raw_lines", "_normalized_lines", "_grams", "_raw_word_ids", "vocabulary",
+        "_raw_lines", "_normalized_lines", "_grams", "_raw_word_ids", "vocabulary", "use_vocabulary",
     )
 
-    def __init__(self, raw_content: str, domain: str | None = None, language: str | None = None) -> None:
+    def __init__(
+        self, raw_content: str, domain: str | None = None, language: str | None = None,
+        use_vocabulary: bool = True,
+    ) -> None:
         self.raw_content: str = raw_content
         self.num_chars: int = len(raw_content)  # len(document) in RPv2: the end of every doc-level span
         self.domain: str | None = domain
@@ -114,6 +117,9 @@ class Document:
         self._grams: dict[str, tuple] = {}
         self._raw_word_ids: np.ndarray | None = None
         self.vocabulary: Vocabulary | None = None
+        # the ids cost one lookup per token in a large table (mostly CPU cache misses): worth it when
+        # the DSIR signals need them too, not for the rule-based signals alone
+        self.use_vocabulary = use_vocabulary
 
     def __len__(self) -> int:
         return len(self.raw_content)
@@ -134,6 +140,16 @@ class Document:
                 self.vocabulary = shared_vocabulary()
             self._raw_word_ids = self.vocabulary.ids(self.raw_words)
         return self._raw_word_ids
+
+    def count_raw_words(
+        self, key: Hashable, compute: Column, count_directly: Callable[[tuple[str, ...]], int]
+    ) -> int:
+        """How many raw words have a word-wise property: ``compute(words)`` flags it per word (a
+        vocabulary column, see :meth:`raw_word_column`), ``count_directly(raw_words)`` counts it in
+        one pass over the tokens, for a Document made with ``use_vocabulary=False``. Same number."""
+        if not self.use_vocabulary and self._raw_word_ids is None:
+            return count_directly(self.raw_words)
+        return int(np.count_nonzero(self.raw_word_column(key, compute, np.bool_)))
 
     def raw_word_column(self, key: Hashable, compute: Column, dtype: np.dtype | type) -> np.ndarray:
         """``compute(raw_words)`` as an array, from the vocabulary's column ``key`` (one computation

@@ -13,8 +13,6 @@ from the same kind of prefix sums (or, for a few ASCII lines, a loop), without b
 
 from __future__ import annotations
 
-import re
-import sys
 from itertools import accumulate
 
 import numpy as np
@@ -89,63 +87,24 @@ _FEW_LINES = 32  # below this, a loop over the lines beats the fixed cost of the
 _ASCII_NOT_NUMERIC = _ascii_delete_table("\n0123456789")
 
 
-# ASCII whitespace in the sense of str.isspace / str.split, the only whitespace in a text that
-# _NON_ASCII_SPACE does not find
-_ASCII_SPACE = " \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
-_NON_ASCII_SPACE = re.compile("[" + "".join(
-    chr(cp) for cp in range(128, sys.maxunicode + 1) if chr(cp).isspace()
-) + "]")
-# UTF-8 byte -> b"x" (part of a word), b" " (whitespace) or b"\n" (line break)
-_WORD_MARKS = bytes(
-    10 if b == 10 else 32 if b < 128 and chr(b) in _ASCII_SPACE else ord("x") for b in range(256)
-)
-
-
-def _words_per_line(text: str, num_lines: int) -> list[int] | None:
-    """``len(piece.split())`` for the first ``num_lines`` "\n"-pieces of ``text``, without building
-    the words; None when ``text`` has non-ASCII whitespace (the caller then splits).
-
-    In UTF-8 every byte of a non-ASCII character is >= 0x80, so with only ASCII whitespace a word is
-    a maximal run of non-whitespace bytes: after marking word bytes "x" and whitespace " ", a piece
-    has one word per "x " plus one if it ends in "x".
-    """
-    if text.isascii():
-        data = text.encode("ascii")
-    elif _NON_ASCII_SPACE.search(text) is None:
-        data = text.encode("utf-8", "surrogatepass")
-    else:
-        return None
-    pieces = data.translate(_WORD_MARKS).split(b"\n", num_lines)[:num_lines]
-    return [piece.count(b"x ") + piece.endswith(b"x") for piece in pieces]
-
-
 def _normalized_line_stats(doc: Document) -> tuple[list[int], list[int], list[int]]:
     num_lines = len(doc.raw_line_texts)
     if num_lines == 0:
         return [], [], []
     text = doc.lowered_nfd
     if num_lines <= _FEW_LINES:
-        words = _words_per_line(text, num_lines)
-        pieces = None
-        if words is None:
-            pieces = text.split("\n", num_lines)[:num_lines]
-            words = [len(piece.split()) for piece in pieces]
+        pieces = text.split("\n", num_lines)[:num_lines]
+        words = [len(piece.split()) for piece in pieces]
         if text.isascii():
             counts = ascii_counts_per_line(text, _ASCII_NOT_NUMERIC, num_lines)
         else:
             numeric = char_table("isnumeric")[code_points(text)]
             if not numeric.any():
                 return words, [0] * num_lines, [0] * num_lines
-            if pieces is None:
-                pieces = text.split("\n", num_lines)[:num_lines]
             ends = list(accumulate(len(p) + 1 for p in pieces))
             starts = [0, *ends[:-1]]
             prefix = _prefix(numeric)
             counts = (prefix[[e - 1 for e in ends]] - prefix[starts]).tolist()
-        if not any(counts):
-            return words, [0] * num_lines, counts
-        if pieces is None:
-            pieces = text.split("\n", num_lines)[:num_lines]
         # a length is only needed where there is something to divide (the fraction of 0 is 0.0)
         lengths = [len(" ".join(p.split())) if c else 0 for p, c in zip(pieces, counts, strict=True)]
         return words, lengths, counts

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import string
 
 import numpy as np
 
@@ -23,6 +24,7 @@ Spans = list[tuple[int, int, float | int | None]]
 # RPv2 RPS_Doc_Num_Sentences.SENT_PATTERN
 _SENTENCE_PATTERN = re.compile(r"\b[^.!?]+[.!?]*", flags=re.UNICODE)
 _ASCII_LETTER = re.compile(r"[a-zA-Z]")  # RPv2 RPS_Doc_Frac_No_Alph_Words.ALPH_REGEX
+_BYTES_NOT_LETTER_OR_SPACE = bytes(b for b in range(256) if not (chr(b) in string.ascii_letters or b == 32))
 _SYMBOLS = ("#", "...", "…")  # RPv2 RPS_Doc_Symbol_To_Word_Ratio.SYMBOLS
 _ELLIPSIS = ("...", "…")  # RPv2 RPS_Doc_Frac_Lines_End_With_Ellipsis.ELLIPSIS_SYMBOLS
 
@@ -70,6 +72,28 @@ def rps_doc_frac_lines_end_with_ellipsis(doc: Document) -> Spans:
     return [(0, doc.num_chars, round(num / len(lines), PRECISION))]
 
 
+def count_with_ascii_letter(tokens: tuple[str, ...]) -> int:
+    """How many tokens contain a character of [a-zA-Z] (RPv2's ALPH_REGEX search per token).
+
+    Tokens never contain whitespace, so ``" ".join(tokens)`` keeps them apart. In its UTF-8 bytes an
+    ASCII letter or space is only ever itself (every byte of a multi-byte character is >= 0x80), so
+    deleting every byte but letters and spaces leaves one run of letters per token with a letter;
+    the runs are counted with numpy: a few C-level passes instead of a regex search per token.
+    """
+    if not tokens:
+        return 0
+    kept = " ".join(tokens).encode("utf-8", "surrogatepass").translate(None, _BYTES_NOT_LETTER_OR_SPACE)
+    letters = np.frombuffer(kept, dtype=np.uint8) != 32
+    if len(letters) == 0:
+        return 0
+    # words = runs of letters: count the letters that follow a space (or start the text)
+    return int(letters[0]) + int(np.count_nonzero(letters[1:] & ~letters[:-1]))
+
+
+def _count_upper(tokens: tuple[str, ...]) -> int:
+    return sum(map(str.isupper, tokens))
+
+
 def _has_ascii_letter(tokens: list[str]) -> np.ndarray:
     """Per token: does it contain a character of [a-zA-Z] (RPv2's ALPH_REGEX search)."""
     return np.fromiter((_ASCII_LETTER.search(t) is not None for t in tokens), dtype=np.bool_, count=len(tokens))
@@ -86,7 +110,7 @@ def rps_doc_frac_no_alph_words(doc: Document) -> Spans:
     num_words = doc.num_raw_words
     if num_words == 0:
         return [(0, doc.num_chars, None)]
-    with_alpha = float(np.count_nonzero(doc.raw_word_column("has_ascii_letter", _has_ascii_letter, np.bool_)))
+    with_alpha = float(doc.count_raw_words("has_ascii_letter", _has_ascii_letter, count_with_ascii_letter))
     return [(0, doc.num_chars, round(1.0 - with_alpha / num_words, PRECISION))]
 
 
@@ -131,7 +155,7 @@ def rps_doc_frac_all_caps_words(doc: Document) -> Spans:
     num_words = doc.num_raw_words
     if num_words == 0:
         return [(0, doc.num_chars, None)]
-    num = float(np.count_nonzero(doc.raw_word_column("isupper", _is_upper, np.bool_)))
+    num = float(doc.count_raw_words("isupper", _is_upper, _count_upper))
     return [(0, doc.num_chars, round(num / num_words, PRECISION))]
 
 

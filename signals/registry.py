@@ -155,6 +155,8 @@ class QualitySignals:
             raw,
             domain=domain if isinstance(domain, str) else None,
             language=language if isinstance(language, str) else None,
+            # word ids pay off when the DSIR scorer shares them (signals/vocabulary.py)
+            use_vocabulary=self.importance is not None,
         )
 
     def compute(self, record: Mapping[str, Any]) -> dict[str, Spans]:

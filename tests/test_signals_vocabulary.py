@@ -90,3 +90,18 @@ def test_dsir_buckets_from_ids_equal_hashing_the_words():
         stable = gram_buckets_from_ids(ids, vocab, 997, "stable")
         assert stable[: len(words)].tolist() == [stable_word_hash(w) % 997 for w in words]
         assert stable.tolist() == gram_buckets(words, 997, "stable").tolist()
+
+
+def test_rule_based_signals_are_the_same_with_and_without_word_ids():
+    from signals.registry import QualitySignals
+
+    path = shared_path("groundtruth", "rpv2", "public", "docs.jsonl")
+    with open(path, encoding="utf-8") as f:
+        records = [json.loads(line) for line in f]
+    computer = QualitySignals(shared_path("groundtruth", "rpv2", "artifacts"), with_models=False)
+    for record in records:
+        direct = computer.document(record)
+        assert not direct.use_vocabulary  # no DSIR scorer: per-token counts
+        shared = Document(direct.raw_content, direct.domain, direct.language, use_vocabulary=True)
+        assert computer.rule_based(shared) == computer.rule_based(direct)
+        assert direct.vocabulary is None
