@@ -163,7 +163,7 @@ def format_table(summary: Mapping[str, Any]) -> str:
     """The human-readable table printed at the end of ``rpv2 run``."""
     docs = summary["documents"]
     thr = summary["throughput"]
-    width = 44
+    width = max([44, *(len(name) + 4 for name in summary["events"])])
     lines = ["", "rpv2 run summary", "=" * (width + 14)]
 
     def row(label: str, value: Any) -> None:

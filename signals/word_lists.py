@@ -101,6 +101,15 @@ class WordLists:
         self._ut1_loaded = False
         self._lock = threading.Lock()
 
+    def _report_missing(self, message: str, *args: object) -> None:
+        """A missing artifact is a warning when an artifacts dir was given; without one (the signals that
+        need no artifact only) it is expected, so it is said once, at info level."""
+        if self.artifacts_dir is not None:
+            log.warning(message, *args)
+        elif not getattr(self, "_said_no_dir", False):
+            self._said_no_dir = True
+            log.info("no artifacts dir: LDNOOBW, stop-word and UT1 signals are null (counted per document)")
+
     def _path(self, *parts: str) -> Path | None:
         if self.artifacts_dir is None:
             return None
@@ -117,7 +126,7 @@ class WordLists:
                 path = self._path("bad_words", f"{key}.txt") if key else None
                 value = _read_bad_words(path) if path else None
                 if value is None:
-                    log.warning("no LDNOOBW list for language %r in %s", lang, self.artifacts_dir)
+                    self._report_missing("no LDNOOBW list for language %r in %s", lang, self.artifacts_dir)
                 self._bad_words[key] = value
         if value is None:
             self.missing[f"bad_words/{key}"] += 1
@@ -133,7 +142,7 @@ class WordLists:
                 path = self._path("stop_words", f"{key}.json") if key else None
                 value = _read_stop_words(path) if path else None
                 if value is None:
-                    log.warning("no stop word list for language %r in %s", lang, self.artifacts_dir)
+                    self._report_missing("no stop word list for language %r in %s", lang, self.artifacts_dir)
                 self._stop_words[key] = value
         if value is None:
             self.missing[f"stop_words/{key}"] += 1
@@ -146,7 +155,7 @@ class WordLists:
                 path = self._path("bad_urls", "domain_to_category_id.json")
                 self._ut1 = _read_ut1(path) if path else None
                 if self._ut1 is None:
-                    log.warning("no UT1 domain index in %s", self.artifacts_dir)
+                    self._report_missing("no UT1 domain index in %s", self.artifacts_dir)
                 self._ut1_loaded = True
         if self._ut1 is None:
             self.missing["bad_urls/domain_to_category_id.json"] += 1
