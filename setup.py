@@ -19,5 +19,11 @@ ext_modules = (
     if (Path(__file__).resolve().parent / KERNEL_SOURCE).exists()
     else []
 )
+# the repetition signals' kernel (signals/_signals_kernel.c); signals.repetition falls back to Python
+SIGNALS_KERNEL_SOURCE = "signals/_signals_kernel.c"
+if (Path(__file__).resolve().parent / SIGNALS_KERNEL_SOURCE).exists():
+    ext_modules.append(
+        Extension("signals._signals_kernel", [SIGNALS_KERNEL_SOURCE], extra_compile_args=["-O3"], optional=True)
+    )
 
 setup(ext_modules=ext_modules)

@@ -9,6 +9,10 @@ text deletes every other byte with ``bytes.translate`` and measures what is left
 other text looks every code point up in a table of the predicate over all code points, with numpy,
 and cuts the flags into lines with prefix sums. Word counts and lengths of the normalized lines come
 from the same kind of prefix sums (or, for a few ASCII lines, a loop), without building the strings.
+
+When signals/_signals_kernel.c is built, those per-line counts come from one C pass over the text
+instead, with the predicates ``str`` itself uses (``Py_UNICODE_ISUPPER``, ``Py_UNICODE_ISNUMERIC``,
+``Py_UNICODE_ISSPACE``): the same integers, so the same values (tests/test_signals_kernel.py).
 """
 
 from __future__ import annotations
@@ -19,6 +23,11 @@ import numpy as np
 
 from signals.document import Document
 from signals.text_normalization import char_table, code_points
+
+try:
+    from signals import _signals_kernel
+except ImportError:  # no C compiler at install time: the Python path gives the same values
+    _signals_kernel = None
 
 PRECISION = 8  # RPv2 core.constants.PRECISION
 
@@ -71,8 +80,9 @@ def _prefix(flags: np.ndarray) -> np.ndarray:
 
 def normalized_line_stats(doc: Document) -> tuple[list[int], list[int], list[int]]:
     """Per line: the number of words, the length and the ``str.isnumeric`` characters of RPv2's
-    normalized line (``normalize(line)``), without building the line strings. A length is only
-    computed for lines with numeric characters (elsewhere it is 0: the fraction is 0.0 anyway).
+    normalized line (``normalize(line)``), without building the line strings. The Python path computes
+    a length only for lines with numeric characters (elsewhere it is 0: the fraction is 0.0 anyway);
+    the C kernel gives every length.
 
     A normalized line is ``" ".join(piece.split())`` of the line's piece of the lower-cased NFD text
     (text_normalization explains why), so its words are the maximal runs of non-whitespace
@@ -91,6 +101,8 @@ def _normalized_line_stats(doc: Document) -> tuple[list[int], list[int], list[in
     num_lines = len(doc.raw_line_texts)
     if num_lines == 0:
         return [], [], []
+    if _signals_kernel is not None:
+        return _signals_kernel.line_stats(doc.lowered_nfd, num_lines)
     text = doc.lowered_nfd
     if num_lines <= _FEW_LINES:
         pieces = text.split("\n", num_lines)[:num_lines]
@@ -166,7 +178,9 @@ def rps_lines_uppercase_letter_fraction(doc: Document) -> Spans:
     """Characters with ``str.isupper()`` per raw character of the line, newline included
     (RPv2 RPS_Lines_Uppercase_Letter_Fraction)."""
     starts, ends = doc.line_starts, doc.line_ends
-    if doc.raw_content.isascii():
+    if _signals_kernel is not None:
+        counts = _signals_kernel.upper_per_line(doc.raw_content, len(starts))
+    elif doc.raw_content.isascii():
         counts = ascii_counts_per_line(doc.raw_content, _ASCII_NOT_UPPER, len(starts))
     else:
         counts = count_per_segment(doc.code_points, "isupper", starts, ends)

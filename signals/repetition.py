@@ -10,6 +10,11 @@ find the repeated n-grams level by level with integer arrays instead, exactly (n
   one can, and the higher levels are empty without any work.
 
 Counts of repeated n-grams are therefore RPv2's ``Counter`` counts; every other n-gram occurs once.
+
+The same algorithm runs in C (signals/_signals_kernel.c, built by ``pip install -e .``): one call per
+document gives the integer numerators of all nine fractions, which are divided and rounded here as the
+Python path does, so both give the same floats (tests/test_signals_kernel.py checks it). The C kernel is
+used when it is built; otherwise the Python path below, with the same values.
 """
 
 from __future__ import annotations
@@ -19,6 +24,11 @@ from collections import Counter
 import numpy as np
 
 from signals.document import Document
+
+try:
+    from signals import _signals_kernel
+except ImportError:  # no C compiler at install time: the Python path gives the same values
+    _signals_kernel = None
 
 PRECISION = 8  # RPv2 core.constants.PRECISION
 
@@ -186,10 +196,65 @@ def ngram_table(doc: Document) -> NgramTable:
 def _build_table(doc: Document) -> NgramTable:
     words = doc.normalized_words
     # words are joined by single spaces in the normalized text
-    return NgramTable(words, len(doc.normalized_content) - len(words) + 1 if words else 0)
+    total_chars = len(doc.normalized_content) - len(words) + 1 if words else 0
+    if _signals_kernel is None:
+        return NgramTable(words, total_chars)
+    # the same ids, counts and dict as NgramTable's own dict.setdefault pass, in C
+    ids, counts, first_position = _signals_kernel.first_positions(words)
+    return NgramTable(
+        words,
+        total_chars,
+        first_position=first_position,
+        word_ids=np.frombuffer(ids, dtype=np.int64),
+        first_counts=np.frombuffer(counts, dtype=np.int64),
+    )
+
+
+def native_kernel_available() -> bool:
+    """Whether signals/_signals_kernel.c is built (then the nine signals use it)."""
+    return _signals_kernel is not None
+
+
+TOP_NGRAMS = (2, 3, 4)
+DUPE_NGRAMS = (5, 6, 7, 8, 9, 10)
+
+
+def kernel_fractions(doc: Document) -> dict[tuple[str, int], float]:
+    """All nine fractions from the C kernel, keyed ("top", n) and ("dupe", n); computed once per
+    document (kept in ``doc.cache``). Each is ``round(numerator / word characters, 8)``, 0.0 for a zero
+    numerator: the same integers and the same float operations as the Python path."""
+    fractions = doc.cache.get("repetition.kernel")
+    if fractions is None:
+        fractions = doc.cache["repetition.kernel"] = _kernel_fractions(ngram_table(doc))
+    return fractions
+
+
+def _kernel_fractions(table: NgramTable) -> dict[tuple[str, int], float]:
+    numerators = _signals_kernel.repetition(table.word_ids, table.words)  # type: ignore[union-attr]
+    total = table.total_chars
+    keys = [("top", n) for n in TOP_NGRAMS] + [("dupe", n) for n in DUPE_NGRAMS]
+    return {
+        key: round(num / total, PRECISION) if num else 0.0 for key, num in zip(keys, numerators, strict=True)
+    }
 
 
 def frac_chars_top_ngram(doc: Document, n: int) -> float:
+    """RPv2 Base_RPS_Frac_Chars_In_Top_NGram (see :func:`frac_chars_top_ngram_python`), from the C kernel
+    when it is built."""
+    if _signals_kernel is not None and n in TOP_NGRAMS:
+        return kernel_fractions(doc)[("top", n)]
+    return frac_chars_top_ngram_python(doc, n)
+
+
+def frac_chars_dupe_ngrams(doc: Document, n: int) -> float:
+    """RPv2 Base_RPS_Frac_Chars_In_Dupe_NGrams (see :func:`frac_chars_dupe_ngrams_python`), from the C
+    kernel when it is built."""
+    if _signals_kernel is not None and n in DUPE_NGRAMS:
+        return kernel_fractions(doc)[("dupe", n)]
+    return frac_chars_dupe_ngrams_python(doc, n)
+
+
+def frac_chars_top_ngram_python(doc: Document, n: int) -> float:
     """RPv2 Base_RPS_Frac_Chars_In_Top_NGram: characters of the most frequent n-gram times its count
     over all word characters; the most frequent n-gram is the first to occur among those with the
     highest count (``Counter.most_common(1)``), 0.0 when no n-gram occurs twice. Overlapping
@@ -209,7 +274,7 @@ def frac_chars_top_ngram(doc: Document, n: int) -> float:
     return round(chars * count / table.total_chars, PRECISION)
 
 
-def frac_chars_dupe_ngrams(doc: Document, n: int) -> float:
+def frac_chars_dupe_ngrams_python(doc: Document, n: int) -> float:
     """RPv2 Base_RPS_Frac_Chars_In_Dupe_NGrams: characters of the words covered by some n-gram that
     occurs more than once, over all word characters (each word counted once)."""
     table = ngram_table(doc)
