@@ -241,6 +241,7 @@ class CCNetModels:
 # --------------------------------------------------------------------------------------------------
 
 _LENGTH = struct.Struct("<Q")
+_LINE_HASHES = "_line_hashes"  # spool-only field: the document's pass-1 line hashes
 
 
 class DocumentSpool:
@@ -326,7 +327,8 @@ class ShardProcessor:
         for url in task.files:
             before = report.kept
             for doc in self.reader(url, min_len=self.settings.min_len, report=report, retry=retry):
-                hashes.add(doc["raw_content"])
+                # the line hashes travel with the document to pass 2 (hashed once per shard)
+                doc[_LINE_HASHES] = hashes.add(doc["raw_content"])
                 stats.text_bytes += len(doc["raw_content"].encode("utf-8")) + len(doc.get("title", "").encode("utf-8"))
                 spool.append(doc)
             logger.debug("shard %d: %s: %d documents", task.shard, url, report.kept - before)
@@ -372,7 +374,7 @@ class ShardProcessor:
             ) as writer:
                 for doc in spool:
                     # dedup_lines: remove every line seen >= 2 times in the shard (CCNet)
-                    doc = dedup_document(doc, duplicates)
+                    doc = dedup_document(doc, duplicates, doc.pop(_LINE_HASHES))
                     if not doc["nlines"]:
                         stats.drop(DROP_EMPTY_AFTER_DEDUP)
                         continue

@@ -145,6 +145,14 @@ def test_real_shard_matches_the_brute_force_rule(real_shard):
     assert len(dups) > 0
 
 
+def test_pass_one_hashes_reused_in_pass_two_give_the_same_documents(real_shard):
+    counter = ShardLineHashes()
+    pass_one = [counter.add(d["raw_content"]) for d in real_shard]
+    dups = counter.duplicates()
+    for doc, hashes in zip(real_shard, pass_one, strict=True):
+        assert dedup_document(doc, dups, hashes) == dedup_document(doc, dups)
+
+
 def test_result_does_not_depend_on_buffering_or_on_how_the_shard_is_split(real_shard):
     whole = ShardLineHashes()
     for d in real_shard:

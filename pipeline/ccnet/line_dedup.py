@@ -169,7 +169,9 @@ class ShardLineHashes:
         self.__dict__.update(state)
 
 
-def dedup_document(doc: Mapping[str, Any], dups: DuplicateLineSet) -> dict[str, Any]:
+def dedup_document(
+    doc: Mapping[str, Any], dups: DuplicateLineSet, hashes: np.ndarray | None = None
+) -> dict[str, Any]:
     """Pass 2 for one document: drop its duplicated and empty lines (cc_net's ``finalize_doc``).
 
     Returns a new dict with ``raw_content`` rebuilt from the kept lines (joined by "\\n"), ``nlines``,
@@ -177,6 +179,9 @@ def dedup_document(doc: Mapping[str, Any], dups: DuplicateLineSet) -> dict[str, 
     the document's earlier ``line_ids`` when it already has them, as cc_net). ``original_nlines`` and
     ``original_length`` are set from the input if absent. Every other field is kept. A document left
     with no line (``nlines == 0``) is for the caller to drop ("empty_after_dedup").
+
+    ``hashes``: the document's line hashes from pass 1 (``ShardLineHashes.add``), so that a shard's
+    lines are hashed once, not twice.
     """
     out = dict(doc)
     content = doc.get("raw_content")
@@ -186,7 +191,7 @@ def dedup_document(doc: Mapping[str, Any], dups: DuplicateLineSet) -> dict[str, 
     out.setdefault("original_nlines", doc.get("nlines", len(lines)))
     out.setdefault("original_length", doc.get("length", len(content)))
 
-    keep = ~dups.contains(line_hashes(content))
+    keep = ~dups.contains(line_hashes(content) if hashes is None else hashes)
     if not keep.any():
         kept_ids: list[int] = []
         kept_lines: list[str] = []
