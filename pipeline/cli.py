@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 # command name -> module implementing it (HELP, add_arguments, main)
@@ -80,5 +81,43 @@ def main(argv: list[str] | None = None) -> int:
     return int(args._main(args) or 0)
 
 
+def _exit_code(exc: SystemExit) -> int:
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code
+    print(exc.code, file=sys.stderr)  # SystemExit("message"), as the interpreter would print it
+    return 1
+
+
+def console_main() -> None:
+    """Entry point of the `rpv2` console script and of `python -m pipeline.cli`.
+
+    Once the command has finished and its output is flushed, the process ends with ``os._exit``
+    instead of the interpreter's teardown: native libraries that a run loads (Beam's gRPC and Arrow
+    thread pools among them) were seen to abort that teardown under load ("terminate called without
+    an active exception", exit 134) after every file had been written, turning a finished run into a
+    failure. At that point nothing is left to do: outputs are published atomically before this.
+    """
+    try:
+        code = main()
+    except SystemExit as exc:
+        code = _exit_code(exc)
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:  # noqa: BLE001 - print it as the interpreter would, then exit
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()
