@@ -36,3 +36,31 @@ def realdata() -> Path:
 @pytest.fixture(scope="session")
 def rpv2_groundtruth() -> Path:
     return shared_path("groundtruth", "rpv2")
+
+
+# The test process runs many Beam pipelines in-process. Native libraries they load (Beam's gRPC and
+# Arrow thread pools among them) were seen to abort the interpreter's teardown under load ("terminate
+# called without an active exception", exit 134) after all work was done; pipeline.cli.console_main
+# guards the `rpv2` command against it, and this does the same for the test run: once pytest has
+# finished and reported, the process exits with pytest's own status without that teardown.
+_EXIT_STATUS: list[int] = []
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _EXIT_STATUS.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    if not _EXIT_STATUS or os.environ.get("RPV2_PYTEST_NORMAL_EXIT"):
+        return
+    import logging
+    import sys
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(_EXIT_STATUS[-1])
