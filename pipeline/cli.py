@@ -110,6 +110,12 @@ def console_main() -> None:
 
         traceback.print_exc()
         code = 1
+    exit_without_teardown(code)
+
+
+def exit_without_teardown(code: int) -> None:
+    """Flush logging and the standard streams, then end the process with ``code`` at once
+    (``os._exit``), skipping the interpreter's teardown (see :func:`console_main`)."""
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:

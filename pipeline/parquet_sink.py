@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -43,30 +43,10 @@ def shard_file_path(output_root: str, snapshot: str, language: str, bucket: str,
     return f"{partition_dir(output_root, snapshot, language, bucket)}/{shard:04d}.parquet"
 
 
-def publish_file(local_path: str, destination: str) -> None:
-    """Copy a finished local file to ``destination`` (any Beam FileSystems URI) atomically:
-    write ``.<name>.<uuid>.tmp`` beside it, then rename over the final name. Hidden names (leading
+def _publish_atomically(destination: str, write: Callable[[Any], None]) -> None:
+    """Write ``destination`` (any Beam FileSystems URI) atomically: ``write(sink)`` fills
+    ``.<name>.<uuid>.tmp`` beside it, which is then renamed over the final name. Hidden names (leading
     dot) are ignored by pyarrow.dataset, Spark and DuckDB if a crash leaves one behind."""
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
-
-    directory, name = destination.rsplit("/", 1)
-    temporary = f"{directory}/.{name}.{uuid.uuid4().hex}.tmp"
-    with open(local_path, "rb") as src:
-        sink = FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED)
-        try:
-            shutil.copyfileobj(src, sink, _COPY_CHUNK)
-        finally:
-            sink.close()
-    try:
-        FileSystems.rename([temporary], [destination])
-    except Exception:
-        FileSystems.delete([temporary])
-        raise
-
-
-def publish_bytes(data: bytes, destination: str) -> None:
-    """Write ``data`` to ``destination`` (any Beam FileSystems URI) atomically (temporary name, rename)."""
     from apache_beam.io.filesystem import CompressionTypes
     from apache_beam.io.filesystems import FileSystems
 
@@ -74,7 +54,7 @@ def publish_bytes(data: bytes, destination: str) -> None:
     temporary = f"{directory}/.{name}.{uuid.uuid4().hex}.tmp"
     sink = FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED)
     try:
-        sink.write(data)
+        write(sink)
     finally:
         sink.close()
     try:
@@ -82,6 +62,17 @@ def publish_bytes(data: bytes, destination: str) -> None:
     except Exception:
         FileSystems.delete([temporary])
         raise
+
+
+def publish_file(local_path: str, destination: str) -> None:
+    """Copy a finished local file to ``destination`` atomically (temporary name, then rename)."""
+    with open(local_path, "rb") as src:
+        _publish_atomically(destination, lambda sink: shutil.copyfileobj(src, sink, _COPY_CHUNK))
+
+
+def publish_bytes(data: bytes, destination: str) -> None:
+    """Write ``data`` to ``destination`` atomically (temporary name, then rename)."""
+    _publish_atomically(destination, lambda sink: sink.write(data))
 
 
 class ShardParquetWriter:

@@ -54,13 +54,6 @@ def pytest_sessionfinish(session, exitstatus):
 def pytest_unconfigure(config):
     if not _EXIT_STATUS or os.environ.get("RPV2_PYTEST_NORMAL_EXIT"):
         return
-    import logging
-    import sys
+    from pipeline.cli import exit_without_teardown
 
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(_EXIT_STATUS[-1])
+    exit_without_teardown(_EXIT_STATUS[-1])
