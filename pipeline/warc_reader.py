@@ -35,9 +35,9 @@ from pipeline.wet_reader import (
     DEFAULT_MIN_LEN,
     WarcRecord,
     cc_segment_of,
-    ccnet_lines,
     iter_warc_records,
     make_document,
+    title_and_body,
 )
 
 logger = logging.getLogger(__name__)
@@ -149,11 +149,11 @@ def warc_record_to_document(
             "extract_failed", file, rec.offset, f"{url}: {type(exc).__name__}: {exc}", log=True
         )
         return None
-    lines = ccnet_lines(block.decode("utf-8"))
-    title, body = (lines[0], lines[1:]) if lines else ("", [])
-    if sum(len(x) for x in body) + max(0, len(body) - 1) < min_len:
+    split = title_and_body(block.decode("utf-8"), min_len)
+    if split is None:
         report.count_dropped("too_short", file, rec.offset)
         return None
+    title, body = split
     # Hash the block in its WET form (stripped lines), so that it is exactly the block cc_mirror would
     # write for this document and re-extracting the same page gives the same digest.
     wet_form = wet_block(title, "\n".join(body))

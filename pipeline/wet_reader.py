@@ -552,6 +552,17 @@ def ccnet_lines(text: str) -> list[str]:
     return [line.strip() for line in lines]
 
 
+def title_and_body(text: str, min_len: int) -> tuple[str, list[str]] | None:
+    """CCNet's document from a record's text: the first line is the title, the rest the body; None
+    when the body (lines joined by "\\n") is shorter than ``min_len`` characters (the caller counts it
+    as too_short). Shared by the WET and the WARC readers, so both apply the same rule."""
+    lines = ccnet_lines(text)
+    title, body = (lines[0], lines[1:]) if lines else ("", [])
+    if sum(len(x) for x in body) + max(0, len(body) - 1) < min_len:
+        return None
+    return title, body
+
+
 def cc_segment_of(url: str) -> str:
     """The path CCNet records as ``cc_segment``: the listing's relative path (``crawl-data/...``)."""
     i = url.find("crawl-data/")
@@ -626,12 +637,11 @@ def wet_record_to_document(
     )
     if text is None:
         return None
-    lines = ccnet_lines(text)
-    title, body = (lines[0], lines[1:]) if lines else ("", [])
-    raw_len = sum(len(x) for x in body) + max(0, len(body) - 1)
-    if raw_len < min_len:
+    split = title_and_body(text, min_len)
+    if split is None:
         report.count_dropped("too_short", file, rec.offset)
         return None
+    title, body = split
     digest = h.get("WARC-Block-Digest", "")
     if not digest:
         from pipeline.cc_mirror import block_digest
