@@ -89,7 +89,7 @@ def timed(fn, repeat: int) -> float:
 
 
 def build_default_models(work: Path) -> Path:
-    from pipeline.models import build_lm
+    from pipeline.ccnet.model_store import build_lm
 
     out = work / "models"
     build_lm("en", [SHARED / "realdata" / "corpora" / "wikitext-2_valid.txt"], out, vocab_size=8000)

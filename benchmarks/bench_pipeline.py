@@ -3,7 +3,7 @@
 Two measurements on the same mirror (real sentences, boilerplate, short pages, several languages;
 tests/pipeline_corpus.py):
 
-- ``shard processor``: :class:`pipeline.shard_processor.ShardProcessor` called directly, one process,
+- ``shard processor``: :class:`pipeline.shard.processor.ShardProcessor` called directly, one process,
   so docs/s is per core (read, line dedup, LID, perplexity, bucket, [signals, MinHash], Parquet);
 - ``beam DirectRunner``: the same work through the Beam pipeline (``run_pipeline``), wall-clock, with
   the workers and running mode given (default: in-process, 1 worker), which adds Beam's overhead.
@@ -67,10 +67,11 @@ def measure(args: argparse.Namespace) -> tuple[list[tuple], str]:
     """Rows of (run, docs read, kept, wall s, CPU s or None, text bytes) and a line describing the run."""
     from pipeline_corpus import build_corpus_mirror, build_corpus_models
 
-    from pipeline.beam_pipeline import load_stage_cutoffs, run_pipeline
-    from pipeline.cc_listing import read_listing, resolve, shard_paths
     from pipeline.config import load_config
-    from pipeline.shard_processor import ShardProcessor, ShardTask, StageSettings, build_annotators
+    from pipeline.io.uris import resolve
+    from pipeline.shard.processor import ShardProcessor, ShardTask, StageSettings, build_annotators
+    from pipeline.sources.listing import read_listing, shard_paths
+    from pipeline.transforms.run import load_stage_cutoffs, run_pipeline
 
     models_dir, cutoffs = args.models_dir, args.cutoffs
     work = Path(tempfile.mkdtemp(prefix="rpv2-bench-"))

@@ -1,10 +1,10 @@
 """Reading benchmark: WET parsing throughput of rpv2's reader vs warcio and fastwarc.
 
-Builds a gzip WET file with pipeline.cc_mirror (one gzip member per record, as CommonCrawl) from
+Builds a gzip WET file with pipeline.sample.mirror (one gzip member per record, as CommonCrawl) from
 real English Wikipedia text (realdata/corpora/wikitext-2_*.txt) with page sizes like CC's WET
 (median ~3 KB), then reads it single-threaded with:
 
-- ``rpv2``: pipeline.wet_reader.iter_wet_documents (records + CCNet document dicts + accounting);
+- ``rpv2``: pipeline.sources.wet.iter_wet_documents (records + CCNet document dicts + accounting);
 - ``warcio``: warcio.ArchiveIterator, reading every conversion block (records only);
 - ``fastwarc``: fastwarc 2's ArchiveIterator on the path (gzip auto-detected), reading every block;
 - ``*+docs``: the same plus CCNet document building, so the comparison is like for like.
@@ -31,9 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.cc_mirror import write_wet_file  # noqa: E402
-from pipeline.read_report import ReadReport  # noqa: E402
-from pipeline.wet_reader import ccnet_lines, iter_wet_documents, make_document  # noqa: E402
+from pipeline.sample.mirror import write_wet_file  # noqa: E402
+from pipeline.sources.read_report import ReadReport  # noqa: E402
+from pipeline.sources.wet import ccnet_lines, iter_wet_documents, make_document  # noqa: E402
 
 SHARED = Path(os.environ.get("RPV2_SHARED", ROOT.parent / "shared"))
 
@@ -166,7 +166,7 @@ def bench(n_docs: int = 20000, repeat: int = 3) -> list[dict]:
 
 def bench_warc(copies: int = 30, repeat: int = 3) -> dict:
     """WARC mode: HTML responses of the real CC-MAIN-2020-34 excerpt (16 pages) extracted with resiliparse."""
-    from pipeline.warc_reader import iter_warc_documents
+    from pipeline.sources.warc import iter_warc_documents
 
     sample = (SHARED / "realdata" / "warc" / "resiliparse_CC-MAIN-2020-34_warcfile.warc.gz").read_bytes()
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,7 +8,7 @@ Two implementations that must agree:
 * the alternating large-star / small-star algorithm of Kiveris et al. 2014 ("Connected Components in
   MapReduce and Beyond", SoCC '14). :func:`large_star` and :func:`small_star` are the per-node steps,
   written over a node, its combined minimum and its neighbours streamed once, so that the Beam
-  transforms (``pipeline/fuzzy_dedup.py``) can run them after a min-combiner and a co-group without
+  transforms (``pipeline/transforms/fuzzy_dedup.py``) can run them after a min-combiner and a co-group without
   ever holding a node's neighbour list. :func:`components_star` runs the same steps in memory; it is
   the executable specification the Beam transforms are tested against.
 

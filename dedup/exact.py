@@ -17,7 +17,7 @@ How it is computed, and where it deliberately differs:
 - A partition's worker streams the run's first occurrences twice (query, then insert): its memory is
   the partition's filter, whatever the crawl size.
 
-This module is pure Python (no Beam); pipeline/exact_dedup.py runs the same functions as PTransforms.
+This module is pure Python (no Beam); pipeline/transforms/exact_dedup.py runs the same functions as PTransforms.
 """
 
 from __future__ import annotations
@@ -25,18 +25,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from dedup.bloom import BloomPartition, partition_capacity, partition_of
+from pipeline.dataset.ids import shard_id_of, snapshot_of
+from pipeline.io.publish import exists, publish_bytes, read_bytes
+from pipeline.io.uris import join as _join
 
 log = logging.getLogger(__name__)
 
 KEY_MODES = ("digest", "text-sha1")
-SNAPSHOT_RE = re.compile(r"\d{4}-\d{2}")  # RPv2's snapshot pattern (bloomfilter.py: r'\b\d{4}-\d{2}\b')
 STATE_FORMAT = "rpv2-exact-bloom/1"
 MANIFEST = "MANIFEST.json"
 
@@ -72,22 +72,6 @@ def strip_digest(digest: str) -> str:
 def text_sha1(raw_content: str) -> str:
     """sha1 of the final raw_content (utf-8), hex: the key for ``--exact-key text-sha1``."""
     return hashlib.sha1(raw_content.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def snapshot_of(doc_id: str, fallback: str | None = None) -> str | None:
-    """The snapshot of a document id (``2023-06/0000/en_head.json.gz/17`` -> ``2023-06``), as RPv2 finds it."""
-    match = SNAPSHOT_RE.search(doc_id or "")
-    if match:
-        return match.group(0)
-    if fallback:
-        match = SNAPSHOT_RE.search(fallback)
-        return match.group(0) if match else fallback
-    return None
-
-
-def shard_id_of(doc_id: str) -> str:
-    """RPv2's ``shard_id``: the document id without its trailing ``/<row>``."""
-    return doc_id.rpartition("/")[0]
 
 
 def keyed_doc(record: Mapping, key_mode: str = "digest") -> tuple[KeyedDoc | None, str | None]:
@@ -177,54 +161,6 @@ def query_then_insert(firsts: Iterable[KeyedDoc], bloom: BloomPartition) -> Iter
 # persisted state
 
 
-def _join(base: str, *parts: str) -> str:
-    return "/".join([base.rstrip("/"), *parts])
-
-
-def _is_local(uri: str) -> bool:
-    return "://" not in uri or uri.startswith("file://")
-
-
-def _local(uri: str) -> str:
-    return uri[len("file://") :] if uri.startswith("file://") else uri
-
-
-def read_bytes(uri: str) -> bytes:
-    if _is_local(uri):
-        with open(_local(uri), "rb") as fh:
-            return fh.read()
-    from smart_open import open as smart_open
-
-    with smart_open(uri, "rb") as fh:
-        return fh.read()
-
-
-def write_bytes(uri: str, data: bytes) -> None:
-    """Write a whole file; local files go through a temporary name and a rename (atomic)."""
-    if _is_local(uri):
-        path = _local(uri)
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-        return
-    from smart_open import open as smart_open
-
-    with smart_open(uri, "wb") as fh:
-        fh.write(data)
-
-
-def exists(uri: str) -> bool:
-    if _is_local(uri):
-        return os.path.exists(_local(uri))
-    from smart_open import open as smart_open
-
-    try:
-        with smart_open(uri, "rb"):
-            return True
-    except Exception:  # noqa: BLE001 - any "cannot open" means absent for our purpose
-        return False
 
 
 @dataclass
@@ -304,7 +240,7 @@ class ExactDedupState:
         """Write one partition under ``generation``; returns its path relative to the state dir."""
         rel = self.partition_rel_path(index, generation)
         if self.uri is not None:
-            write_bytes(_join(self.uri, rel), bloom.to_bytes())
+            publish_bytes(bloom.to_bytes(), _join(self.uri, rel))
         return rel
 
     def commit(self, generation: int, new_files: Mapping[int, str], snapshots: Iterable[str]) -> None:
@@ -324,7 +260,7 @@ class ExactDedupState:
             "snapshots": self.snapshots,
             "partition_files": {str(k): v for k, v in sorted(self.partition_files.items())},
         }
-        write_bytes(_join(self.uri, MANIFEST), json.dumps(manifest, indent=1).encode("utf-8"))
+        publish_bytes(json.dumps(manifest, indent=1).encode("utf-8"), _join(self.uri, MANIFEST))
 
     def already_seen(self, snapshots: Iterable[str]) -> list[str]:
         """Snapshots of this input that earlier runs already put in the state (rerunning them would flag
@@ -410,18 +346,11 @@ def flags_schema():
 
     return pa.schema([("id", pa.string()), ("id_int", pa.uint64()), ("is_duplicate_exact", pa.bool_())])
 
-
 def output_rel_path(dataset: str, shard_id: str) -> str:
-    """Where a source file's results go, mirroring the documents layout so they join file by file:
-    ``2023-06/0000/en_head.json.gz`` -> ``<dataset>/snapshot=2023-06/language=en/bucket=head/0000.parquet``.
-    An id outside RPv2's scheme goes to ``<dataset>/snapshot=<s>/other/<sha1 of its shard id>.parquet``."""
-    parts = shard_id.split("/")
-    if len(parts) == 3 and parts[2].endswith(".json.gz") and "_" in parts[2]:
-        language, _, bucket = parts[2][: -len(".json.gz")].rpartition("_")
-        return f"{dataset}/snapshot={parts[0]}/language={language}/bucket={bucket}/{parts[1]}.parquet"
-    snapshot = snapshot_of(shard_id) or "unknown"
-    digest = hashlib.sha1(shard_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    return f"{dataset}/snapshot={snapshot}/other/{digest}.parquet"
+    """``<dataset>/<rel path of shard_id>`` (pipeline.dataset.layout)."""
+    from pipeline.dataset.layout import rel_path_of_shard_id
+
+    return f"{dataset}/{rel_path_of_shard_id(shard_id)}"
 
 
 def shard_tables(flags: Iterable[tuple[KeyedDoc, bool]]):
@@ -463,7 +392,7 @@ def write_shard_outputs(out_uri: str, shard_id: str, flags: Iterable[tuple[Keyed
     for dataset, table in ((DUPLICATES_DATASET, dup_table), (FLAGS_DATASET, flag_table)):
         buf = pa.BufferOutputStream()
         pq.write_table(table, buf, compression="zstd")
-        write_bytes(_join(out_uri, output_rel_path(dataset, shard_id)), buf.getvalue().to_pybytes())
+        publish_bytes(buf.getvalue().to_pybytes(), _join(out_uri, output_rel_path(dataset, shard_id)))
     return {
         "snapshot": snapshot_of(shard_id) or "unknown",
         "documents": flag_table.num_rows,

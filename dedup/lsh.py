@@ -6,13 +6,12 @@ the same: a band shared by k documents gives k-1 *star* edges, never the k(k-1)/
 millions of boilerplate pages share costs memory linear in its size.
 
 Two forms of the same rule live here: :func:`band_keys` keys one document's bands for a distributed
-group-by (the Beam transforms in ``pipeline/fuzzy_dedup.py``), and :func:`star_edges` does the whole
+group-by (the Beam transforms in ``pipeline/transforms/fuzzy_dedup.py``), and :func:`star_edges` does the whole
 grouping with numpy for a slice that fits in memory. Both link the same pairs.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -43,16 +42,6 @@ def band_shape(threshold: float) -> tuple[int, int]:
     """(number of bands, bytes per band) of a threshold's signature column."""
     bands, rows = BANDS_PER_THRESHOLD[parse_threshold(threshold)]
     return bands, 4 * rows
-
-
-def id_int_of(doc_id: str) -> int:
-    """RPv2's id_int: the first 8 bytes of sha1(id), little-endian (used when a row lacks id_int)."""
-    return int.from_bytes(hashlib.sha1(doc_id.encode("utf-8")).digest()[:8], "little")
-
-
-def shard_id_of(doc_id: str) -> str:
-    """RPv2's shard_id: the document id without its trailing ``/<row>``."""
-    return doc_id.rsplit("/", 1)[0]
 
 
 def to_node(id_int: int) -> int:

@@ -33,7 +33,7 @@ class RetrySettings:
     """HTTP retries for CommonCrawl reads (503 SlowDown, resets, truncated bodies): exponential backoff
     with jitter, ``base_delay * 2**attempt`` capped at ``max_delay`` seconds, reduced by up to ``jitter``
     at random; ``max_attempts`` consecutive failures without progress give up on the file. The fields
-    are :class:`pipeline.remote_io.RetryPolicy`'s."""
+    are :class:`pipeline.io.remote.RetryPolicy`'s."""
 
     max_attempts: int = 8
     base_delay: float = 1.0
@@ -42,8 +42,8 @@ class RetrySettings:
     timeout: float = 120.0
 
     def policy(self):
-        """The reader's :class:`pipeline.remote_io.RetryPolicy`."""
-        from pipeline.remote_io import RetryPolicy
+        """The reader's :class:`pipeline.io.remote.RetryPolicy`."""
+        from pipeline.io.remote import RetryPolicy
 
         return RetryPolicy(**dataclasses.asdict(self))
 
@@ -109,7 +109,7 @@ def parse_languages(value: Any) -> tuple[str, ...] | None:
 
 
 def _normalize_snapshot(value: str) -> str:
-    from pipeline.cc_listing import normalize_snapshot
+    from pipeline.dataset.ids import normalize_snapshot
 
     try:
         return normalize_snapshot(str(value))

@@ -16,7 +16,7 @@ from typing import Any
 
 from conftest import shared_path
 
-from pipeline.cc_mirror import build_mirror, segment_relpath
+from pipeline.sample.mirror import build_mirror, segment_relpath
 
 SNAPSHOT = "CC-MAIN-2023-06"
 BOILERPLATE = (
@@ -93,8 +93,8 @@ def build_corpus_models(
     import pyarrow.dataset as ds
 
     from pipeline.ccnet.buckets import compute_cutoffs, write_cutoffs
-    from pipeline.models import build_lm
-    from pipeline.shard_processor import ShardProcessor, ShardTask, StageSettings
+    from pipeline.ccnet.model_store import build_lm
+    from pipeline.shard.processor import ShardProcessor, ShardTask, StageSettings
 
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)

@@ -13,16 +13,16 @@ import logging
 import pytest
 from http_mirror import HTTPMirror
 
-from pipeline.cc_mirror import (
+from pipeline.io.remote import RetryPolicy
+from pipeline.sample.mirror import (
     build_mirror,
     conversion_record,
     gzip_member,
     segment_relpath,
     warcinfo_record,
 )
-from pipeline.read_report import ReadReport
-from pipeline.remote_io import RetryPolicy
-from pipeline.wet_reader import iter_wet_documents
+from pipeline.sources.read_report import ReadReport
+from pipeline.sources.wet import iter_wet_documents
 
 FAST = RetryPolicy(max_attempts=4, base_delay=0.001, max_delay=0.01)
 TEXT = "This is a sentence of a web page that is long enough to be kept by the reader. " * 6

@@ -5,21 +5,20 @@ from __future__ import annotations
 import pytest
 from http_mirror import HTTPMirror
 
-from pipeline.cc_listing import (
+from pipeline.dataset.ids import normalize_snapshot, short_snapshot
+from pipeline.io.remote import RetryPolicy
+from pipeline.io.uris import resolve
+from pipeline.sample.mirror import build_mirror, gzip_member, segment_relpath
+from pipeline.sources.listing import (
     DEFAULT_BASE_URL,
     ListingError,
     listing_url,
-    normalize_snapshot,
     parse_listing,
     parse_shard_spec,
     read_listing,
-    resolve,
     shard_bounds,
     shard_paths,
-    short_snapshot,
 )
-from pipeline.cc_mirror import build_mirror, gzip_member, segment_relpath
-from pipeline.remote_io import RetryPolicy
 
 FAST = RetryPolicy(max_attempts=4, base_delay=0.001, max_delay=0.01)
 

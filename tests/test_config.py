@@ -120,7 +120,7 @@ def test_command_line_beam_options_come_last_and_win():
 
 
 def test_retry_settings_build_the_readers_retry_policy():
-    from pipeline.remote_io import RetryPolicy
+    from pipeline.io.remote import RetryPolicy
 
     policy = load_config(overrides={"retry": {"max_attempts": 2, "base_delay": 0.01}}).retry.policy()
     assert isinstance(policy, RetryPolicy)

@@ -30,8 +30,8 @@ from dedup.exact import (
     text_sha1,
 )
 from pipeline.cli import main as rpv2
-from pipeline.document_ids import document_id, document_id_int
-from pipeline.output_schema import MINHASH_THRESHOLDS, document_schema
+from pipeline.dataset.ids import document_id, document_id_int
+from pipeline.dataset.schema import MINHASH_THRESHOLDS, document_schema
 
 # the pipeline's documents schema (ARCHITECTURE.md output contract), with the MinHash columns
 DOCUMENT_SCHEMA = document_schema(minhash_thresholds=MINHASH_THRESHOLDS)

@@ -4,7 +4,7 @@ The specification is RPv2's own worker output for the public ground-truth docume
 (../shared/groundtruth/rpv2/public/native/*/*/*.signals.json.gz and *.minhash.parquet) and the CCNet
 documents files it read (public/documents). Two round trips:
 
-* native -> our Parquet (pipeline/output_schema.py's flattening) -> export: every file equals RPv2's
+* native -> our Parquet (pipeline/dataset/schema.py's flattening) -> export: every file equals RPv2's
   (documents byte for byte after gunzip; signals record for record, value and int/float type; minhash
   table equal);
 * public documents -> signals and MinHash computed by the pipeline's own annotators -> Parquet -> export:
@@ -25,8 +25,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import REPO_ROOT, shared_path
 
-from pipeline.dataset_files import read_documents_file
-from pipeline.output_schema import (
+from pipeline.dataset.files import read_documents_file
+from pipeline.dataset.schema import (
     DOCUMENT_FIELDS,
     MINHASH_THRESHOLDS,
     document_schema,
@@ -34,7 +34,7 @@ from pipeline.output_schema import (
     minhash_columns,
     signal_columns,
 )
-from pipeline.rpv2_export import CCNET_FIELDS, export_rpv2
+from pipeline.export.rpv2 import CCNET_FIELDS, export_rpv2
 from signals.registry import CLASSIFIER_SIGNALS, DOC_LEVEL, INT_SIGNALS, LINE_LEVEL
 
 GT = shared_path("groundtruth", "rpv2")
@@ -55,7 +55,7 @@ def _parquet_path(root: Path, rel: str) -> Path:
 
 
 def _base_row(record: dict, rel: str, row: int) -> dict:
-    from pipeline.document_ids import document_id_int
+    from pipeline.dataset.ids import document_id_int
 
     out = {name: record.get(name) for name, _ in DOCUMENT_FIELDS}
     out["id"] = f"{rel}/{row}"
@@ -97,7 +97,7 @@ def native_round_trip(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def computed_round_trip(tmp_path_factory) -> Path:
     """Signals and MinHash computed by the pipeline's annotators for the public documents, then exported."""
-    from pipeline.shard_processor import MinHashAnnotator, SignalsAnnotator
+    from pipeline.shard.processor import MinHashAnnotator, SignalsAnnotator
 
     signals = SignalsAnnotator(str(GT / "artifacts"), languages=("en", "de", "fr", "es", "it"))
     minhash = MinHashAnnotator()

@@ -1,6 +1,6 @@
 """`rpv2 filter --recipe`: YAML rules over signals, CCNet fields and dedup flags; the per-rule report.
 
-Specification: pipeline/filter_recipes.py's docstring (expression language, null semantics) and RPv2's
+Specification: pipeline/filter/recipes.py's docstring (expression language, null semantics) and RPv2's
 README filter examples (gopher_rules_pass, c4_rules_pass), which configs/recipes/ restate as data.
 """
 
@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import REPO_ROOT, shared_path
 
-from pipeline.dataset_files import read_documents_file
-from pipeline.filter_recipes import (
+from pipeline.dataset.files import read_documents_file
+from pipeline.filter.recipes import (
     Aggregate,
     BoolOp,
     Column,

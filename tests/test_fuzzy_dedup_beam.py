@@ -22,10 +22,10 @@ from conftest import shared_path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dedup.lsh import id_int_of
 from dedup.minhash import RPv2MinHash
 from pipeline.cli import main as cli_main
-from pipeline.fuzzy_dedup import FuzzyDedup, run_beam, run_local
+from pipeline.dataset.ids import document_id_int
+from pipeline.transforms.fuzzy_dedup import FuzzyDedup, run_beam, run_local
 
 SIGNATURE_COLUMNS = ["signature_sim1.0", "signature_sim0.9", "signature_sim0.8", "signature_sim0.7"]
 PARTS = [(0, "en", "head"), (0, "en", "middle"), (1, "en", "head"), (1, "de", "middle")]
@@ -41,7 +41,7 @@ def write_documents(root: Path, docs: list[dict], with_shard_id: bool = True) ->
         shard_id = f"2023-06/{shard:04d}/{lang}_{bucket}.json.gz"
         for row, doc in enumerate(rows):
             doc["id"] = f"{shard_id}/{row}"
-            doc["id_int"] = id_int_of(doc["id"])
+            doc["id_int"] = document_id_int(doc["id"])
             doc["shard_id"] = shard_id
         fields = [("id", pa.string()), ("id_int", pa.uint64())]
         fields += [("shard_id", pa.string())] if with_shard_id else []
@@ -221,7 +221,7 @@ def test_fuzzy_dedup_transform_components_equal_networkx(graph):
     docs = [{"id": f"2023-06/0000/en_head.json.gz/{i}", "signature_sim0.7": [bytes(x) for x in bands[i]]}
             for i in range(n)]
     for d in docs:
-        d["id_int"] = id_int_of(d["id"])
+        d["id_int"] = document_id_int(d["id"])
     nx_graph = nx.Graph()
     nx_graph.add_nodes_from(range(n))
     for k in range(14):
@@ -299,13 +299,13 @@ def test_ids_alone_suffice_id_int_and_shard_id_are_derived_as_rpv2(tmp_path):
     clusters = pq.read_table(tmp_path / "local" / "clusters_sim0.9" / "clusters" / "2023-06" / "0007" /
                              "en_head.clusters.parquet")
     assert sorted(clusters["id"].to_pylist()) == ["2023-06/0007/en_head.json.gz/0", "2023-06/0007/en_head.json.gz/1"]
-    assert clusters["id_int"].to_pylist() == [id_int_of(i) for i in clusters["id"].to_pylist()]
+    assert clusters["id_int"].to_pylist() == [document_id_int(i) for i in clusters["id"].to_pylist()]
     assert set(clusters["shard_id"].to_pylist()) == {"2023-06/0007/en_head.json.gz"}
     assert pc.sum(clusters["is_representative"]).as_py() == 1
 
 
 def run_transform(docs: list[dict], rounds: int):
-    from pipeline.fuzzy_dedup import converged
+    from pipeline.transforms.fuzzy_dedup import converged
 
     p = beam.Pipeline()
     _ = p | beam.Create(docs) | FuzzyDedup(0.7, rounds=rounds)
@@ -318,7 +318,7 @@ def test_converged_tells_whether_the_unrolled_rounds_sufficed():
     docs = path_graph_documents(60, seed=5)
     for i, d in enumerate(docs):
         d["id"] = f"2023-06/0000/en_head.json.gz/{i}"
-        d["id_int"] = id_int_of(d["id"])
+        d["id_int"] = document_id_int(d["id"])
     assert not run_transform(docs, rounds=1)
     assert run_transform(docs, rounds=8)
 

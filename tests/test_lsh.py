@@ -18,14 +18,13 @@ from dedup.lsh import (
     band_shape,
     check_bands,
     from_node,
-    id_int_of,
     parse_threshold,
-    shard_id_of,
     signature_column,
     star_edges,
     to_node,
 )
-from pipeline.fuzzy_dedup import cluster_ids_local, nodes_of
+from pipeline.dataset.ids import document_id_int, shard_id_of
+from pipeline.transforms.fuzzy_dedup import cluster_ids_local, nodes_of
 
 
 def test_thresholds_and_columns_as_rpv2():
@@ -40,7 +39,7 @@ def test_thresholds_and_columns_as_rpv2():
 
 def test_ids_as_rpv2():
     doc_id = "2023-06/0001/en_head.json.gz/1"
-    assert id_int_of(doc_id) == 1009327887543882325  # the ground truth README's example
+    assert document_id_int(doc_id) == 1009327887543882325  # the ground truth README's example
     assert shard_id_of(doc_id) == "2023-06/0001/en_head.json.gz"
 
 

@@ -1,4 +1,4 @@
-"""`rpv2 models download|build-lm|calibrate` (pipeline/models.py, pipeline/commands/models.py).
+"""`rpv2 models download|build-lm|calibrate` (pipeline/ccnet/model_store.py, pipeline/commands/models.py).
 
 Downloads are tested against a real HTTP server on 127.0.0.1 that serves files the test creates,
 honours Range requests, and can drop a connection in the middle of a body.
@@ -20,9 +20,7 @@ import yaml
 from conftest import shared_path
 
 from pipeline.ccnet.buckets import DEFAULT_CUTOFFS_PATH, load_cutoffs, perplexity_bucket
-from pipeline.ccnet.perplexity import LanguageModels
-from pipeline.cli import main as rpv2
-from pipeline.models import (
+from pipeline.ccnet.model_store import (
     ChecksumMismatch,
     DownloadError,
     download_file,
@@ -30,6 +28,8 @@ from pipeline.models import (
     planned_downloads,
     read_sidecar,
 )
+from pipeline.ccnet.perplexity import LanguageModels
+from pipeline.cli import main as rpv2
 
 
 class FileServer:
@@ -308,7 +308,7 @@ def test_calibrate_without_a_model_fails_clearly(tmp_path, capsys):
 
 
 def test_build_lm_is_deterministic(tmp_path):
-    from pipeline.models import build_lm
+    from pipeline.ccnet.model_store import build_lm
 
     corpus = tmp_path / "c.txt"
     corpus.write_text("\n".join(botchan_lines()[:1500]) + "\n", encoding="utf-8")

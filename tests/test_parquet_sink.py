@@ -12,8 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import shared_path
 
-from pipeline.document_ids import document_id, document_id_int, shard_file_id
-from pipeline.output_schema import (
+from pipeline.dataset.ids import document_id, document_id_int, shard_file_id
+from pipeline.dataset.layout import shard_file_path
+from pipeline.dataset.parquet_writer import ShardParquetWriter
+from pipeline.dataset.schema import (
     DOCUMENT_FIELDS,
     document_schema,
     line_spans,
@@ -21,7 +23,7 @@ from pipeline.output_schema import (
     minhash_columns,
     signal_columns,
 )
-from pipeline.parquet_sink import ShardParquetWriter, publish_bytes, shard_file_path
+from pipeline.io.publish import publish_bytes
 
 GT = "groundtruth", "rpv2", "public"
 

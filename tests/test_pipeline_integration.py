@@ -23,9 +23,9 @@ from conftest import shared_path
 from http_mirror import HTTPMirror
 from pipeline_corpus import build_corpus_mirror, build_corpus_models
 
-from pipeline.beam_pipeline import run_pipeline
 from pipeline.ccnet.buckets import load_cutoffs
 from pipeline.config import load_config
+from pipeline.transforms.run import run_pipeline
 
 FILES, DOCS_PER_FILE, NUM_SHARDS = 6, 24, 3
 MISSING_FILE = 4  # listed in wet.paths.gz, absent on the server: a 404

@@ -1,4 +1,4 @@
-"""Retries, backoff and Range resume of pipeline.remote_io against a real local HTTP server."""
+"""Retries, backoff and Range resume of pipeline.io.remote against a real local HTTP server."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import requests
 from http_mirror import HTTPMirror
 
-from pipeline.remote_io import (
+from pipeline.io.remote import (
     RemoteNotFound,
     RemoteReadError,
     RetryPolicy,

@@ -17,12 +17,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.cc_listing import read_listing, resolve, shard_paths
 from pipeline.ccnet.buckets import load_cutoffs
 from pipeline.ccnet.perplexity import LanguageModels
-from pipeline.read_report import ReadReport
-from pipeline.run_summary import merge_stats
-from pipeline.sample import (
+from pipeline.io.uris import resolve
+from pipeline.sample.builder import (
     NOT_KEPT_LANGUAGES,
     SAMPLE_LANGUAGES,
     SAMPLE_MIN_LEN,
@@ -38,8 +36,11 @@ from pipeline.sample import (
     sample_data_dir,
     shuffle_words,
 )
-from pipeline.shard_processor import ShardProcessor, ShardTask, StageSettings
-from pipeline.wet_reader import iter_wet_documents
+from pipeline.shard.processor import ShardProcessor, ShardTask, StageSettings
+from pipeline.shard.stats import merge_stats
+from pipeline.sources.listing import read_listing, shard_paths
+from pipeline.sources.read_report import ReadReport
+from pipeline.sources.wet import iter_wet_documents
 
 # -- the shipped text ------------------------------------------------------------------------------
 

@@ -9,11 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 from pipeline_corpus import BOILERPLATE, SNAPSHOT, build_corpus_mirror
 
-from pipeline.cc_listing import read_listing, resolve, shard_paths
-from pipeline.dataset_files import read_documents_file
-from pipeline.document_ids import document_id_int
-from pipeline.run_summary import AccountingError, ShardStats, build_summary, format_table, merge_stats
-from pipeline.shard_processor import (
+from pipeline.dataset.files import read_documents_file
+from pipeline.dataset.ids import document_id_int
+from pipeline.io.uris import resolve
+from pipeline.shard.processor import (
     DROP_EMPTY_AFTER_DEDUP,
     DROP_LANGUAGE_NOT_KEPT,
     DocumentSpool,
@@ -21,6 +20,8 @@ from pipeline.shard_processor import (
     ShardTask,
     StageSettings,
 )
+from pipeline.shard.stats import AccountingError, ShardStats, build_summary, format_table, merge_stats
+from pipeline.sources.listing import read_listing, shard_paths
 
 # -- run summary arithmetic ------------------------------------------------------------------------
 
@@ -87,7 +88,7 @@ def _task(mirror: Path, shard: int, num_shards: int) -> ShardTask:
 def processed(mirror, tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
     settings = StageSettings(output=str(out), min_len=300, languages=("en", "de", "fr"), minhash=True)
-    from pipeline.shard_processor import build_annotators
+    from pipeline.shard.processor import build_annotators
 
     processor = ShardProcessor(settings, annotators=build_annotators(settings))
     stats = processor.process(_task(mirror, 0, 1))
@@ -185,7 +186,7 @@ def test_a_shard_without_files_is_valid_and_writes_nothing(tmp_path):
 
 
 def test_an_annotator_failing_on_one_page_keeps_it_with_null_columns_and_reports_it(mirror, tmp_path):
-    from pipeline.shard_processor import MinHashAnnotator
+    from pipeline.shard.processor import MinHashAnnotator
 
     class MinHashFailingOnGermanPages(MinHashAnnotator):
         def annotate(self, record, view):

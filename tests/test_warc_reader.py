@@ -7,10 +7,11 @@ from collections import Counter
 from conftest import shared_path
 from warcio.archiveiterator import ArchiveIterator
 
-from pipeline.cc_mirror import block_digest, gzip_member, warc_record_bytes, wet_block
-from pipeline.read_report import ReadReport
-from pipeline.warc_reader import iter_warc_documents, parse_http_response
-from pipeline.wet_reader import ccnet_lines, iter_wet_documents
+from pipeline.sample.mirror import gzip_member, warc_record_bytes
+from pipeline.sources.read_report import ReadReport
+from pipeline.sources.warc import iter_warc_documents, parse_http_response
+from pipeline.sources.warc_records import block_digest, wet_block
+from pipeline.sources.wet import ccnet_lines, iter_wet_documents
 
 WARC_2020 = "resiliparse_CC-MAIN-2020-34_warcfile.warc.gz"
 WARC_2014 = "CC-MAIN-20140820021334-00006-ip-10-180-136-8.ec2.internal.warc"

@@ -13,9 +13,10 @@ import pytest
 from conftest import shared_path
 from warcio.archiveiterator import ArchiveIterator
 
-from pipeline.cc_mirror import block_digest, build_mirror, wet_block, wet_file_bytes, write_wet_file
-from pipeline.read_report import ReadReport
-from pipeline.wet_reader import ccnet_lines, iter_wet_documents
+from pipeline.sample.mirror import build_mirror, wet_file_bytes, write_wet_file
+from pipeline.sources.read_report import ReadReport
+from pipeline.sources.warc_records import block_digest, wet_block
+from pipeline.sources.wet import ccnet_lines, iter_wet_documents
 
 CCNET_FIELDS = {
     "url",

@@ -64,7 +64,7 @@ def _count_rows(files: list[str]) -> int:
 def _input_snapshots(files: list[str]) -> set[str]:
     import re
 
-    from dedup.exact import snapshot_of
+    from pipeline.dataset.ids import snapshot_of
 
     found = set()
     for path in files:
@@ -109,7 +109,8 @@ def run(args: argparse.Namespace) -> dict:
     import logging
 
     from dedup.exact import ExactDedupState
-    from pipeline.exact_dedup import document_files, run_exact_dedup_beam
+    from pipeline.dataset.layout import document_files
+    from pipeline.transforms.exact_dedup import run_exact_dedup_beam
 
     files = document_files(args.inputs)
     if not files:
@@ -142,8 +143,9 @@ def _run_local(files: list[str], state, out: str) -> dict:
 
     from apache_beam.io.filesystems import FileSystems
 
-    from dedup.exact import DUPLICATES_DATASET, run_exact_dedup, write_bytes, write_outputs
-    from pipeline.exact_dedup import SUMMARY_NAME, merge_counts, read_exact_columns, summarize
+    from dedup.exact import DUPLICATES_DATASET, run_exact_dedup, write_outputs
+    from pipeline.io.publish import publish_bytes
+    from pipeline.transforms.exact_dedup import SUMMARY_NAME, merge_counts, read_exact_columns, summarize
 
     records, bad_files = [], 0
     for path in files:
@@ -158,8 +160,8 @@ def _run_local(files: list[str], state, out: str) -> dict:
     summary = summarize([{"partition": s["partition"], "stats": s} for s in stats], per_snapshot, state)
     summary["state_generation"] = state.generation
     summary["state_snapshots"] = state.snapshots
-    write_bytes(f"{out.rstrip('/')}/{DUPLICATES_DATASET}/{SUMMARY_NAME}",
-                json.dumps(summary, indent=1, sort_keys=True).encode("utf-8"))
+    publish_bytes(json.dumps(summary, indent=1, sort_keys=True).encode("utf-8"),
+                  f"{out.rstrip('/')}/{DUPLICATES_DATASET}/{SUMMARY_NAME}")
     summary["counters"] = {f"bad_record_{k}": v for k, v in counts.bad_reasons.items()}
     if bad_files:
         summary["counters"]["bad_files"] = bad_files

@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from dedup.lsh import parse_threshold
-    from pipeline.fuzzy_dedup import output_root, run_beam, run_local
+    from pipeline.transforms.fuzzy_dedup import output_root, run_beam, run_local
 
     try:
         threshold = parse_threshold(args.threshold)

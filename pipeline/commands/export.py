@@ -6,7 +6,7 @@
 source file, ``documents/<snapshot>/<shard>/<lang>_<bucket>.json.gz``,
 ``quality_signals/.../<lang>_<bucket>.signals.json.gz``, ``minhash/.../<lang>_<bucket>.minhash.parquet``
 and, where ``IN/duplicates_exact`` holds a result for the file, ``duplicates/.../<lang>_<bucket>.duplicates
-.parquet`` (see pipeline/rpv2_export.py for the mapping).
+.parquet`` (see pipeline/export/rpv2.py for the mapping).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from pipeline.rpv2_export import export_rpv2
+    from pipeline.export.rpv2 import export_rpv2
 
     try:
         stats = export_rpv2(args.input, args.output)

@@ -6,7 +6,7 @@
 ``is_duplicate_exact/`` and ``clusters_sim<t>/documents/`` from ``rpv2 dedup``). Writes the kept documents,
 every column, to ``DIR/documents/`` in the same hive layout, ``DIR/_filter_report.json``, and prints
 per rule the documents it dropped first, the documents it fails alone, and the null outcomes (which do
-not drop): read = kept + sum(dropped first). Recipe syntax: pipeline/filter_recipes.py.
+not drop): read = kept + sum(dropped first). Recipe syntax: pipeline/filter/recipes.py.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def main(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from pipeline.filter_recipes import RecipeError, filter_dataset, load_recipe
+    from pipeline.filter.recipes import RecipeError, filter_dataset, load_recipe
 
     try:
         recipe = load_recipe(args.recipe)

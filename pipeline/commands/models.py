@@ -88,7 +88,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from pipeline.models import default_cache_dir, download_models
+    from pipeline.ccnet.model_store import default_cache_dir, download_models
 
     cache = args.cache_dir or default_cache_dir()
     langs = [] if args.no_lm else args.langs
@@ -105,7 +105,7 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _build_lm(args: argparse.Namespace) -> int:
-    from pipeline.models import KenLMToolsMissing, build_lm, lm_cache_dir
+    from pipeline.ccnet.model_store import KenLMToolsMissing, build_lm, lm_cache_dir
 
     missing = [str(p) for p in args.corpus if not p.is_file()]
     if missing:
@@ -130,7 +130,7 @@ def _build_lm(args: argparse.Namespace) -> int:
 
 def _calibrate(args: argparse.Namespace) -> int:
     from pipeline.ccnet.buckets import DEFAULT_CUTOFFS_PATH
-    from pipeline.models import calibrate
+    from pipeline.ccnet.model_store import calibrate
 
     missing = [str(p) for p in args.samples if not p.is_file()]
     if missing:

@@ -70,7 +70,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 def sample_overrides(workdir: str | None = None) -> dict[str, Any]:
     """Build the embedded sample (mirror, LMs, cutoffs; cached) and return the config values that point
     the run at it."""
-    from pipeline.sample import default_workdir, prepare_sample
+    from pipeline.sample.builder import default_workdir, prepare_sample
 
     info = prepare_sample(workdir or default_workdir())
     values = {
@@ -120,7 +120,7 @@ def run_dedup_steps(config: Any, beam_args: list[str]) -> int:
     if config.fuzzy_dedup is not None:
         import json
 
-        from pipeline.fuzzy_dedup import output_root, run_beam
+        from pipeline.transforms.fuzzy_dedup import output_root, run_beam
 
         try:
             counters = run_beam(config.output, config.output, config.fuzzy_dedup, beam_args)
@@ -138,16 +138,16 @@ def run_dedup_steps(config: Any, beam_args: list[str]) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    from pipeline.beam_pipeline import run_pipeline
     from pipeline.config import ConfigError, load_config
-    from pipeline.run_summary import format_table
+    from pipeline.shard.stats import format_table
+    from pipeline.transforms.run import run_pipeline
 
     overrides = _overrides(args)
     try:
         config = load_config(args.config, overrides, runner_profile=args.runner_profile)
         sample = config.snapshot is None
         if sample:
-            from pipeline.sample import default_workdir
+            from pipeline.sample.builder import default_workdir
 
             workdir = str(default_workdir())
             print(
@@ -164,7 +164,7 @@ def main(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"rpv2 run: configuration error: {exc}", file=sys.stderr)
         return 2
-    from pipeline.cc_listing import ListingError, parse_shard_spec
+    from pipeline.sources.listing import ListingError, parse_shard_spec
 
     try:
         parse_shard_spec(config.shards, config.num_shards)

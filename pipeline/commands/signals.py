@@ -101,7 +101,7 @@ def signals_record(
     record: dict[str, Any], quality_signals: dict[str, list], uri_id: str, row: int, snapshot_id: str | None
 ) -> dict[str, Any]:
     """RPv2's output record (worker.py ``record_data``) for one input record."""
-    from pipeline.document_ids import document_id_int
+    from pipeline.dataset.ids import document_id_int
 
     doc_id = f"{uri_id}/{row}"
     return {

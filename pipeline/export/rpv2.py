@@ -10,7 +10,7 @@ RPv2 publishes, per CCNet source file ``<snapshot>/<shard:04d>/<lang>_<bucket>.j
 
 Our Parquet keeps one file per (snapshot, language, bucket, shard) under
 ``documents/snapshot=<s>/language=<l>/bucket=<b>/<shard:04d>.parquet``, so the mapping is file to file and
-rows keep their order. The signals come back from the flattened columns (pipeline/output_schema.py):
+rows keep their order. The signals come back from the flattened columns (pipeline/dataset/schema.py):
 a document-level column ``v`` is RPv2's ``[[0, len(raw_content), v]]``; a line-level list column zipped
 with ``line_spans`` gives RPv2's ``[[start, end, v], ...]``; a document without lines gets
 ``rps_lines_start_with_bulletpoint = [[0, 0, null]]`` as RPv2's RPS_Lines_Start_With_Bulletpoint; the
@@ -28,7 +28,6 @@ import gzip
 import json
 import os
 import re
-import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -36,14 +35,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.output_schema import DOCUMENT_FIELDS, minhash_column
+from pipeline.dataset.layout import ShardFile, from_rel_path
+from pipeline.dataset.schema import DOCUMENT_FIELDS, minhash_column
 
 # The 16 CCNet fields in the order of RPv2's (and cc_net's) documents files.
 CCNET_FIELDS: tuple[str, ...] = tuple(name for name, _ in DOCUMENT_FIELDS[:16])
-_PARTITION_RE = re.compile(r"snapshot=([^/]+)/language=([^/]+)/bucket=([^/]+)/(\d+)\.parquet$")
+# RPv2's release layout: <kind>/<snapshot>/<shard>/<lang>_<bucket><suffix>
+RPV2_SUFFIXES = {
+    "documents": ".json.gz",
+    "quality_signals": ".signals.json.gz",
+    "minhash": ".minhash.parquet",
+    "duplicates": ".duplicates.parquet",
+}
 _SIGNATURE_RE = re.compile(r"^signature_sim(\d+(?:\.\d+)?)$")
 _BULLET_SIGNAL = "rps_lines_start_with_bulletpoint"
 DUPLICATES_DATASET = "duplicates_exact"
+
 
 
 @dataclass(frozen=True)
@@ -51,31 +58,34 @@ class SourceFile:
     """One Parquet file of ``<root>/documents`` and the RPv2 source file it stands for."""
 
     path: Path
-    snapshot: str
-    language: str
-    bucket: str
-    shard: int
+    file: ShardFile
+
+    @property
+    def snapshot(self) -> str:
+        return self.file.snapshot
+
+    @property
+    def language(self) -> str:
+        return self.file.language
+
+    @property
+    def bucket(self) -> str:
+        return self.file.bucket
 
     @property
     def rel_path(self) -> str:
         """Its path below ``documents/`` (the same path in every sibling dataset)."""
-        return f"snapshot={self.snapshot}/language={self.language}/bucket={self.bucket}/{self.shard:04d}.parquet"
+        return self.file.rel_path
 
     @property
     def shard_id(self) -> str:
         """RPv2's ``shard_id`` / ``uri_id``: ``2023-06/0000/en_head.json.gz``."""
-        return f"{self.snapshot}/{self.shard:04d}/{self.language}_{self.bucket}.json.gz"
+        return self.file.shard_id
 
     def rpv2_path(self, kind: str) -> str:
         """The file's path in RPv2's release layout for ``kind`` (documents, quality_signals, ...)."""
-        stem = f"{self.snapshot}/{self.shard:04d}/{self.language}_{self.bucket}"
-        suffix = {
-            "documents": ".json.gz",
-            "quality_signals": ".signals.json.gz",
-            "minhash": ".minhash.parquet",
-            "duplicates": ".duplicates.parquet",
-        }[kind]
-        return f"{kind}/{stem}{suffix}"
+        suffix = RPV2_SUFFIXES[kind]
+        return f"{kind}/{self.file.rpv2_stem}{suffix}"
 
 
 def resolve_documents_root(path: str | os.PathLike) -> tuple[Path, Path]:
@@ -102,12 +112,11 @@ def source_files(documents_dir: Path) -> tuple[list[SourceFile], list[str]]:
         rel = path.relative_to(documents_dir).as_posix()
         if any(part.startswith((".", "_")) for part in rel.split("/")):
             continue
-        match = _PARTITION_RE.fullmatch(rel)
-        if not match:
+        shard_file = from_rel_path(rel)
+        if shard_file is None:
             strays.append(rel)
             continue
-        snapshot, language, bucket, shard = match.groups()
-        found.append(SourceFile(path, snapshot, language, bucket, int(shard)))
+        found.append(SourceFile(path, shard_file))
     return found, strays
 
 
@@ -138,7 +147,7 @@ def quality_signals(
     row: Mapping[str, Any], doc_signals: Sequence[str], line_signals: Sequence[str]
 ) -> dict[str, list[list[Any]]]:
     """RPv2's ``{name: [[start, end, score], ...]}`` rebuilt from the flattened columns (the inverse of
-    :func:`pipeline.output_schema.signal_columns`)."""
+    :func:`pipeline.dataset.schema.signal_columns`)."""
     from signals.registry import INT_SIGNALS, SIGNAL_NAMES
 
     text = row.get("raw_content") or ""
@@ -196,7 +205,7 @@ def _rows(path: Path, columns: Sequence[str]) -> Iterator[dict[str, Any]]:
     """The file's rows, with the partition columns (language, bucket, ...) restored from its path."""
     import pyarrow.parquet as pq
 
-    from pipeline.dataset_files import partition_values
+    from pipeline.dataset.layout import partition_values
 
     from_path = {k: v for k, v in partition_values(str(path)).items() if k not in columns}
     with pq.ParquetFile(path) as reader:
@@ -207,14 +216,9 @@ def _rows(path: Path, columns: Sequence[str]) -> Iterator[dict[str, Any]]:
 
 
 def _publish(local: str, destination: str) -> None:
-    if "://" in destination and not destination.startswith("file://"):
-        from pipeline.parquet_sink import publish_file
+    from pipeline.io.publish import publish_file
 
-        publish_file(local, destination)
-        return
-    dest = destination[len("file://"):] if destination.startswith("file://") else destination
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
-    shutil.move(local, dest)
+    publish_file(local, destination)
 
 
 def export_file(source: SourceFile, root: Path, output: str, work_dir: str, stats: ExportStats) -> None:

@@ -44,7 +44,7 @@ DOCUMENT_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
 # Hive partition keys of the documents dataset (ARCHITECTURE.md). Their values live in the directory
 # names only, not inside the files, as Spark and pyarrow's write_dataset lay out a hive dataset: a column
 # stored in both places is a type conflict for pyarrow.parquet.read_table and an error for Spark. Read
-# single files with pipeline.dataset_files.read_documents_file, which restores them from the path.
+# single files with pipeline.dataset.files.read_documents_file, which restores them from the path.
 PARTITION_COLUMNS: tuple[str, ...] = ("snapshot", "language", "bucket")
 
 LINE_SPAN_TYPE = pa.struct([("start", pa.int64()), ("end", pa.int64())])

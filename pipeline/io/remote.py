@@ -141,7 +141,7 @@ def _open_raw(url: str, timeout: float | None, offset: int = 0):
     """
     import smart_open
 
-    from pipeline.cc_listing import is_remote, local_path
+    from pipeline.io.uris import is_remote, local_path
 
     if not is_remote(url):
         path = local_path(url)

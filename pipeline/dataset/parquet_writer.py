@@ -17,62 +17,18 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.document_ids import short_snapshot
+from pipeline.dataset.layout import shard_file_path
+from pipeline.io.publish import PARQUET_COMPRESSION, publish_file
 
-PARQUET_COMPRESSION = "zstd"
 ROW_GROUP_ROWS = 2_000
 ROW_GROUP_TEXT_BYTES = 64 * 1024 * 1024  # flush early for shards of huge pages
-_COPY_CHUNK = 8 * 1024 * 1024
 
-
-def partition_dir(output_root: str, snapshot: str, language: str, bucket: str) -> str:
-    """``<out>/documents/snapshot=<id>/language=<lang>/bucket=<bucket>`` (snapshot in RPv2's short form)."""
-    root = output_root.rstrip("/")
-    return f"{root}/documents/snapshot={short_snapshot(snapshot)}/language={language}/bucket={bucket}"
-
-
-def shard_file_path(output_root: str, snapshot: str, language: str, bucket: str, shard: int) -> str:
-    """The final path of one shard's file for one (language, bucket)."""
-    return f"{partition_dir(output_root, snapshot, language, bucket)}/{shard:04d}.parquet"
-
-
-def _publish_atomically(destination: str, write: Callable[[Any], None]) -> None:
-    """Write ``destination`` (any Beam FileSystems URI) atomically: ``write(sink)`` fills
-    ``.<name>.<uuid>.tmp`` beside it, which is then renamed over the final name. Hidden names (leading
-    dot) are ignored by pyarrow.dataset, Spark and DuckDB if a crash leaves one behind."""
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
-
-    directory, name = destination.rsplit("/", 1)
-    temporary = f"{directory}/.{name}.{uuid.uuid4().hex}.tmp"
-    sink = FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED)
-    try:
-        write(sink)
-    finally:
-        sink.close()
-    try:
-        FileSystems.rename([temporary], [destination])
-    except Exception:
-        FileSystems.delete([temporary])
-        raise
-
-
-def publish_file(local_path: str, destination: str) -> None:
-    """Copy a finished local file to ``destination`` atomically (temporary name, then rename)."""
-    with open(local_path, "rb") as src:
-        _publish_atomically(destination, lambda sink: shutil.copyfileobj(src, sink, _COPY_CHUNK))
-
-
-def publish_bytes(data: bytes, destination: str) -> None:
-    """Write ``data`` to ``destination`` atomically (temporary name, then rename)."""
-    _publish_atomically(destination, lambda sink: sink.write(data))
 
 
 class ShardParquetWriter:
@@ -173,6 +129,6 @@ class ShardParquetWriter:
 
 def read_documents(paths: Iterable[str]) -> pa.Table:
     """Read output files back into one table (tests, reports), partition columns restored from paths."""
-    from pipeline.dataset_files import read_documents_file
+    from pipeline.dataset.files import read_documents_file
 
     return pa.concat_tables([read_documents_file(p) for p in paths])

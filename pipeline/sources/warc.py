@@ -9,10 +9,10 @@ status 200 and an HTML content type become documents; every other response is co
 The document has the same fields as the WET reader's, built as if CommonCrawl had written a WET
 record for the page: the block is ``<title>\\n<extracted text>\\n`` (title from ``<title>``,
 whitespace collapsed), then split, stripped, title removed and length-filtered exactly like a WET
-block (:func:`pipeline.wet_reader.wet_record_to_document`'s rules). Hence:
+block (:func:`pipeline.sources.wet.wet_record_to_document`'s rules). Hence:
 
 - ``digest`` is ``sha1:`` + base32 of the UTF-8 block ``title\nraw_content\n`` (the WET record
-  :mod:`pipeline.cc_mirror` would write for the document), i.e. of the extracted text, NOT the WARC's
+  :mod:`pipeline.sample.mirror` would write for the document), i.e. of the extracted text, NOT the WARC's
   ``WARC-Payload-Digest`` (which hashes the HTML); the same page read from WET and from WARC has
   different digests unless the extractions agree byte for byte.
 - ``original_length`` is the byte length of that block.
@@ -28,17 +28,16 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
-from pipeline.cc_mirror import block_digest, wet_block
-from pipeline.read_report import ReadReport
-from pipeline.wet_reader import (
+from pipeline.sources.read_report import ReadReport
+from pipeline.sources.warc_records import (
     DEFAULT_MAX_DOC_BYTES,
     DEFAULT_MIN_LEN,
     WarcRecord,
-    cc_segment_of,
+    block_digest,
     iter_warc_records,
-    make_document,
-    title_and_body,
+    wet_block,
 )
+from pipeline.sources.wet import cc_segment_of, make_document, title_and_body
 
 logger = logging.getLogger(__name__)
 
@@ -182,10 +181,10 @@ def iter_warc_documents(
 ) -> Iterator[dict[str, Any]]:
     """Stream CCNet documents extracted from the HTML responses of one WARC file.
 
-    Same contract as :func:`pipeline.wet_reader.iter_wet_documents`: every response record ends as
+    Same contract as :func:`pipeline.sources.wet.iter_wet_documents`: every response record ends as
     kept or dropped in ``report``; a file that cannot be read is recorded and the generator ends.
     """
-    from pipeline.remote_io import RemoteNotFound, RemoteReadError, open_stream
+    from pipeline.io.remote import RemoteNotFound, RemoteReadError, open_stream
 
     report = report if report is not None else ReadReport()
     segment = cc_segment if cc_segment is not None else cc_segment_of(url)

@@ -14,55 +14,19 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 import re
 from collections.abc import Sequence
-from urllib.parse import urlparse
+
+from pipeline.dataset.ids import normalize_snapshot
+from pipeline.io.uris import resolve
 
 DEFAULT_BASE_URL = "https://data.commoncrawl.org/"
 LISTING_KINDS = ("wet", "warc", "wat")
 
-_SNAPSHOT_RE = re.compile(r"^(?:CC-MAIN-)?(\d{4}-\d{2})$")
 
 
 class ListingError(RuntimeError):
     """The listing of a snapshot could not be read (missing, or retries exhausted)."""
-
-
-def normalize_snapshot(snapshot: str) -> str:
-    """``"2023-06"`` or ``"CC-MAIN-2023-06"`` -> ``"CC-MAIN-2023-06"`` (RPv2 uses the short form)."""
-    m = _SNAPSHOT_RE.match(str(snapshot).strip())
-    if not m:
-        raise ValueError(
-            f"invalid snapshot {snapshot!r}: expected CC-MAIN-YYYY-WW (e.g. CC-MAIN-2023-06) "
-            "or YYYY-WW (2023-06)"
-        )
-    return f"CC-MAIN-{m.group(1)}"
-
-
-def short_snapshot(snapshot: str) -> str:
-    """``"CC-MAIN-2023-06"`` -> ``"2023-06"``, RPv2's form in document ids."""
-    return normalize_snapshot(snapshot)[len("CC-MAIN-") :]
-
-
-def is_remote(url: str) -> bool:
-    scheme = urlparse(url).scheme
-    return len(scheme) > 1 and scheme != "file"  # a one-letter scheme is a Windows drive
-
-
-def local_path(url: str) -> str:
-    """The filesystem path of a local path or ``file://`` URL."""
-    if url.startswith("file://"):
-        return urlparse(url).path
-    return url
-
-
-def resolve(base_url: str, relpath: str) -> str:
-    """Join a base URL (https, s3, local path or file://) and a listing's relative path."""
-    relpath = relpath.strip().lstrip("/")
-    if is_remote(base_url) or base_url.startswith("file://"):
-        return base_url.rstrip("/") + "/" + relpath
-    return os.path.join(base_url, relpath)
 
 
 def listing_url(base_url: str, snapshot: str, kind: str = "wet") -> str:
@@ -80,12 +44,12 @@ def parse_listing(data: bytes) -> list[str]:
 
 
 def read_listing(base_url: str, snapshot: str, kind: str = "wet", retry=None) -> list[str]:
-    """Read a snapshot's listing through :mod:`pipeline.remote_io` (retries, resume).
+    """Read a snapshot's listing through :mod:`pipeline.io.remote` (retries, resume).
 
     Raises :class:`ListingError` with the URL when the listing cannot be read: without a listing
     there is nothing to shard, so this is the one read failure that stops a run.
     """
-    from pipeline.remote_io import RemoteReadError, read_bytes
+    from pipeline.io.remote import RemoteReadError, read_bytes
 
     url = listing_url(base_url, snapshot, kind)
     try:

@@ -37,10 +37,7 @@ the document whose ``id_int == cluster_id``; every other member is a near duplic
 from __future__ import annotations
 
 import logging
-import os
 import posixpath
-import re
-import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -59,14 +56,15 @@ from dedup.lsh import (
     band_shape,
     check_bands,
     from_node,
-    id_int_of,
     parse_threshold,
-    shard_id_of,
     signature_column,
     star_edges,
     to_node,
 )
-from pipeline.beam_runner import offline_direct_runner
+from pipeline.dataset.ids import document_id_int, shard_id_of
+from pipeline.dataset.layout import document_files, rel_path_of_shard_id
+from pipeline.io.publish import publish_table
+from pipeline.transforms.runner import offline_direct_runner
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +97,6 @@ def output_root(out_dir: str, threshold: float) -> str:
     return posixpath.join(out_dir.rstrip("/"), f"clusters_sim{parse_threshold(threshold)}")
 
 
-def document_files(in_dir: str) -> list[str]:
-    """The pipeline's document Parquet files under ``in_dir`` (the run's output dir, or its
-    ``documents/`` dir), sorted; any Beam filesystem URI."""
-    from pipeline.dataset_files import document_files as find_document_files
-
-    return find_document_files([in_dir])
-
-
 def read_dedup_columns(source: Any, threshold: float) -> pa.Table:
     """id, id_int, shard_id and the threshold's band column of one documents file (a seekable file
     object: only these columns' pages are read, never the text).
@@ -123,7 +113,7 @@ def read_dedup_columns(source: Any, threshold: float) -> pa.Table:
     ids = table.column("id").to_pylist()
     if "id_int" not in names or table.column("id_int").null_count:
         given = table.column("id_int").to_pylist() if "id_int" in names else [None] * len(ids)
-        derived = [g if g is not None or i is None else id_int_of(i) for g, i in zip(given, ids, strict=True)]
+        derived = [g if g is not None or i is None else document_id_int(i) for g, i in zip(given, ids, strict=True)]
         if "id_int" in names:
             table = table.drop_columns(["id_int"])
         table = table.append_column("id_int", pa.array(derived, pa.uint64()))
@@ -136,15 +126,6 @@ def read_dedup_columns(source: Any, threshold: float) -> pa.Table:
 
 def _shard_of(doc: Mapping[str, Any]) -> str:
     return doc.get("shard_id") or shard_id_of(doc["id"])
-
-
-def flags_path(shard_id: str) -> str:
-    """``2023-06/0000/en_head.json.gz`` -> ``snapshot=2023-06/language=en/bucket=head/0000.parquet``."""
-    parts = shard_id.split("/")
-    if len(parts) == 3 and parts[2].endswith(".json.gz") and "_" in parts[2]:
-        language, bucket = parts[2][: -len(".json.gz")].rsplit("_", 1)
-        return f"snapshot={parts[0]}/language={language}/bucket={bucket}/{parts[1]}.parquet"
-    return "unknown/" + re.sub(r"[^A-Za-z0-9._=-]+", "_", shard_id) + ".parquet"
 
 
 def clusters_path(shard_id: str) -> str:
@@ -168,23 +149,6 @@ def cluster_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
     """One clusters file: rows by cluster, representative first."""
     ordered = sorted(rows, key=lambda r: (r["cluster_id"], r["id_int"], r["id"]))
     return pa.Table.from_pylist([{k: r[k] for k in CLUSTER_SCHEMA.names} for r in ordered], CLUSTER_SCHEMA)
-
-
-def write_table_atomic(path: str, table: pa.Table) -> None:
-    """Parquet (zstd) to a temporary name, then rename: a reader never sees half a file."""
-    directory = posixpath.dirname(path)
-    if not FileSystems.exists(directory):
-        try:
-            FileSystems.mkdirs(directory)
-        except OSError:  # another worker made it in between
-            if not FileSystems.exists(directory):
-                raise
-    tmp = f"{path}.tmp-{os.getpid()}-{uuid.uuid4().hex}"
-    with FileSystems.create(tmp) as handle:
-        pq.write_table(table, handle, compression="zstd")
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([tmp], [path])
 
 
 # ---------------------------------------------------------------------------------------- Beam steps
@@ -231,7 +195,7 @@ class _KeyBands(beam.DoFn):
             self._no_id.inc()
             return
         id_int = doc.get("id_int")
-        node = to_node(id_int if id_int is not None else id_int_of(doc_id))
+        node = to_node(id_int if id_int is not None else document_id_int(doc_id))
         self._docs.inc()
         yield node, (doc_id, _shard_of(doc))
         bands = doc["bands"] if self._column is None else doc.get(self._column)
@@ -421,7 +385,7 @@ class _WriteGroup(beam.DoFn):
         relpath, rows = grouped
         table = cluster_table(rows) if self._kind == "clusters" else flag_table(rows)
         path = posixpath.join(self._root, self._kind, relpath)
-        write_table_atomic(path, table)
+        publish_table(table, path)
         yield path
 
 
@@ -437,7 +401,7 @@ class WriteFuzzyDedup(beam.PTransform):
     def expand(self, flags):
         documents = (
             flags
-            | "ByFlagsFile" >> beam.Map(lambda r: (flags_path(r["shard_id"]), r))
+            | "ByFlagsFile" >> beam.Map(lambda r: (rel_path_of_shard_id(r["shard_id"]), r))
             | "GroupFlags" >> beam.GroupByKey()
             | "WriteFlags" >> beam.ParDo(_WriteGroup(self._root, "documents"))
         )
@@ -524,7 +488,7 @@ def run_beam(
     from apache_beam.options.pipeline_options import PipelineOptions
 
     threshold = parse_threshold(threshold)
-    files = document_files(in_dir)
+    files = document_files([in_dir])
     if not files:
         raise FileNotFoundError(f"no documents Parquet files under {in_dir}")
     root = output_root(out_dir, threshold)
@@ -649,7 +613,7 @@ def run_local(in_dir: str, out_dir: str, threshold: float) -> dict[str, int]:
     """``rpv2 dedup fuzzy --engine local``: the same outputs (byte for byte) on one machine, with
     numpy banding and scipy connected components; for slices whose ids and bands fit in memory."""
     threshold = parse_threshold(threshold)
-    files = document_files(in_dir)
+    files = document_files([in_dir])
     if not files:
         raise FileNotFoundError(f"no documents Parquet files under {in_dir}")
     root = output_root(out_dir, threshold)
@@ -687,13 +651,13 @@ def run_local(in_dir: str, out_dir: str, threshold: float) -> dict[str, int]:
         shard = shards[i] or shard_id_of(doc_id)
         row = {"id": doc_id, "id_int": int(id_ints[i]), "shard_id": shard, "cluster_id": int(cluster[i]),
                "is_representative": bool(cluster[i] == id_ints[i])}
-        flags.setdefault(flags_path(shard), []).append(row)
+        flags.setdefault(rel_path_of_shard_id(shard), []).append(row)
         if in_cluster[i]:
             clusters.setdefault(clusters_path(shard), []).append(row)
     for rel, rows in sorted(flags.items()):
-        write_table_atomic(posixpath.join(root, "documents", rel), flag_table(rows))
+        publish_table(flag_table(rows), posixpath.join(root, "documents", rel))
     for rel, rows in sorted(clusters.items()):
-        write_table_atomic(posixpath.join(root, "clusters", rel), cluster_table(rows))
+        publish_table(cluster_table(rows), posixpath.join(root, "clusters", rel))
     counters["clusters_files"] = len(clusters)
     counters["documents_files"] = len(flags)
     return counters

@@ -16,7 +16,7 @@ shard is read in two passes, as cc_net's ``dedup.compute_hashes`` then ``Duplica
 
 Memory stays bounded by the hash arrays and one Parquet row group per open file, never by the number
 of documents. Every document read ends kept or dropped for one named reason, and
-:class:`~pipeline.run_summary.ShardStats` checks ``read == kept + sum(dropped)`` before returning.
+:class:`~pipeline.shard.stats.ShardStats` checks ``read == kept + sum(dropped)`` before returning.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from pipeline.config import RetrySettings, RunConfig
-from pipeline.document_ids import document_id, document_id_int, shard_file_id
-from pipeline.output_schema import DOCUMENT_FIELDS, document_schema, minhash_column
-from pipeline.parquet_sink import ShardParquetWriter
-from pipeline.run_summary import ShardStats
+from pipeline.dataset.ids import document_id, document_id_int, shard_file_id
+from pipeline.dataset.parquet_writer import ShardParquetWriter
+from pipeline.dataset.schema import DOCUMENT_FIELDS, document_schema, minhash_column
+from pipeline.shard.stats import ShardStats
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class SignalsAnnotator:
         self._reported: dict[str, int] = {}
 
     def annotate(self, record: Mapping[str, Any], view: dict[str, Any]) -> Mapping[str, Any]:
-        from pipeline.output_schema import signal_columns
+        from pipeline.dataset.schema import signal_columns
 
         document = view.get("document")
         if document is None:
@@ -159,7 +159,7 @@ class MinHashAnnotator:
         self.minhash_thresholds = self.minhash.thresholds
 
     def annotate(self, record: Mapping[str, Any], view: dict[str, Any]) -> Mapping[str, Any]:
-        from pipeline.output_schema import minhash_columns
+        from pipeline.dataset.schema import minhash_columns
 
         document = shared_document(record, view)
         return minhash_columns(self.minhash.banded_signatures(document.normalized_words), self.minhash_thresholds)
@@ -287,10 +287,10 @@ ReaderFn = Callable[..., Iterator[dict[str, Any]]]
 def default_reader(input_format: str) -> ReaderFn:
     """The document reader for ``wet`` (CommonCrawl's text) or ``warc`` (HTML extracted by us)."""
     if input_format == "warc":
-        from pipeline.warc_reader import iter_warc_documents
+        from pipeline.sources.warc import iter_warc_documents
 
         return iter_warc_documents
-    from pipeline.wet_reader import iter_wet_documents
+    from pipeline.sources.wet import iter_wet_documents
 
     return iter_wet_documents
 
@@ -319,7 +319,7 @@ class ShardProcessor:
     # -- pass 1 ------------------------------------------------------------------------------------
     def _read_and_hash(self, task: ShardTask, spool: DocumentSpool, stats: ShardStats):
         from pipeline.ccnet.line_dedup import ShardLineHashes
-        from pipeline.read_report import ReadReport
+        from pipeline.sources.read_report import ReadReport
 
         hashes = ShardLineHashes()
         report = ReadReport()

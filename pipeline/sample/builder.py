@@ -1,6 +1,6 @@
 """The embedded sample: what ``rpv2 run`` with no arguments processes, offline, on a fresh machine.
 
-Everything is built from text rpv2 ships in ``pipeline/sample_data/`` (original text written for the
+Everything is built from text rpv2 ships in ``pipeline/sample/data/`` (original text written for the
 project, no crawled data):
 
 - ``pages/<lang>.txt``: web pages in en, de, fr, es, it (kept by default) and nl, pl (not kept), of
@@ -14,7 +14,7 @@ project, no crawled data):
 
 :func:`prepare_sample` builds, in a cache directory, (1) a CommonCrawl-layout mirror of
 ``CC-MAIN-2024-10`` (a *sample* that only borrows the id's form: ``crawl-data/CC-MAIN-2024-10/wet.paths.gz``
-and gzip WET files over several segments, written by :mod:`pipeline.cc_mirror`), (2) the LMs, with
+and gzip WET files over several segments, written by :mod:`pipeline.sample.mirror`), (2) the LMs, with
 ``rpv2 models build-lm``'s code, and (3) per-language p30/p60 cutoffs calibrated on the sample's own
 perplexities (``rpv2 models calibrate``'s code), so that head, middle and tail all occur. Each step is
 cached under a fingerprint of its inputs: a second call with unchanged inputs rebuilds nothing.
@@ -97,8 +97,8 @@ class SampleText:
 
 
 def sample_data_dir() -> Path:
-    """The installed ``pipeline/sample_data`` directory (package data, see pyproject)."""
-    return Path(str(resources.files("pipeline") / "sample_data"))
+    """The installed ``pipeline/sample/data`` directory (package data, see pyproject)."""
+    return Path(str(resources.files("pipeline.sample") / "data"))
 
 
 def parse_pages(text: str, language: str) -> SampleText:
@@ -201,7 +201,7 @@ def crawl_date(url: str) -> str:
 
 
 def wet_document(page: SamplePage, site: SampleSite | None) -> dict[str, Any]:
-    """The document dict :func:`pipeline.cc_mirror.conversion_record` writes as a WET record."""
+    """The document dict :func:`pipeline.sample.mirror.conversion_record` writes as a WET record."""
     return {
         "url": page.url,
         "title": page.title,
@@ -232,7 +232,7 @@ def assign_pages(texts: Sequence[SampleText], num_files: int, num_shards: int = 
     Line dedup works within a shard, so a site's boilerplate only disappears where the shard holds
     two or more of its pages: each site's pages are cut into groups of at least two, one group per
     shard, and each group is dealt round-robin over its shard's files (files of a shard are
-    contiguous, as in :func:`pipeline.cc_listing.shard_bounds`). Languages are interleaved, so each
+    contiguous, as in :func:`pipeline.sources.listing.shard_bounds`). Languages are interleaved, so each
     file holds a mix, as real WET files do.
     """
     shard_files = [list(range(s * num_files // num_shards, (s + 1) * num_files // num_shards))
@@ -271,8 +271,8 @@ def mirror_documents(texts: Sequence[SampleText], snapshot: str = SAMPLE_SNAPSHO
 
 def build_sample_mirror(root: Path, texts: Sequence[SampleText] | None = None,
                         snapshot: str = SAMPLE_SNAPSHOT) -> list[str]:
-    """Write the mirror under ``root`` with :func:`pipeline.cc_mirror.build_mirror`; returns the listing."""
-    from pipeline.cc_mirror import build_mirror
+    """Write the mirror under ``root`` with :func:`pipeline.sample.mirror.build_mirror`; returns the listing."""
+    from pipeline.sample.mirror import build_mirror
 
     texts = texts if texts is not None else load_sample_text()
     return build_mirror(root, snapshot, mirror_documents(texts, snapshot))
@@ -300,8 +300,8 @@ def bundled_lid_model() -> Path:
 
 def _build_models_step(workdir: Path, data_dir: Path) -> None:
     """One SentencePiece + KenLM 5-gram per kept language, from the shipped LM corpus, with
-    ``rpv2 models build-lm``'s code (:func:`pipeline.models.build_lm`); built aside, then moved in."""
-    from pipeline.models import build_lm
+    ``rpv2 models build-lm``'s code (:func:`pipeline.ccnet.model_store.build_lm`); built aside, then moved in."""
+    from pipeline.ccnet.model_store import build_lm
 
     tmp = workdir / f".models.tmp{os.getpid()}"
     if tmp.exists():
@@ -318,7 +318,7 @@ def sample_perplexities(mirror_root: Path, listing: Sequence[str], models_dir: P
                         languages: Sequence[str] = SAMPLE_LANGUAGES) -> dict[str, list[float]]:
     """The perplexities the pipeline itself computes for the sample's kept documents, per language.
 
-    Runs :class:`pipeline.shard_processor.ShardProcessor` (the code ``rpv2 run`` runs in each worker:
+    Runs :class:`pipeline.shard.processor.ShardProcessor` (the code ``rpv2 run`` runs in each worker:
     line dedup over the shard, LID, keep language, SentencePiece + KenLM) on every shard with no
     cutoffs, so every document lands in bucket "all" with its perplexity, and reads them back from
     the Parquet output. Cutoffs taken from these values therefore split exactly the documents that
@@ -326,8 +326,9 @@ def sample_perplexities(mirror_root: Path, listing: Sequence[str], models_dir: P
     """
     import pyarrow.parquet as pq
 
-    from pipeline.cc_listing import resolve, shard_paths
-    from pipeline.shard_processor import ShardProcessor, ShardTask, StageSettings
+    from pipeline.io.uris import resolve
+    from pipeline.shard.processor import ShardProcessor, ShardTask, StageSettings
+    from pipeline.sources.listing import shard_paths
 
     out = scratch / "calibration_output"
     if out.exists():
@@ -522,7 +523,7 @@ def prepare_sample(workdir: Path | str | None = None, *, force: bool = False) ->
 
         mirror_key = _fingerprint(BUILDER_VERSION, SAMPLE_SNAPSHOT, str(SAMPLE_NUM_SHARDS),
                                   _files_fingerprint((data_dir / "pages").glob("*.txt")),
-                                  _module_sources("pipeline.cc_mirror"))
+                                  _module_sources("pipeline.sample.mirror"))
         if state.get("mirror") != mirror_key or not listing_path.is_file():
             logger.info("sample: writing the CommonCrawl-layout mirror of %s in %s", SAMPLE_SNAPSHOT, workdir)
             _build_mirror_step(workdir, load_sample_text(data_dir=data_dir))
@@ -532,7 +533,7 @@ def prepare_sample(workdir: Path | str | None = None, *, force: bool = False) ->
 
         models_key = _fingerprint(BUILDER_VERSION, ",".join(SAMPLE_LANGUAGES),
                                   _files_fingerprint(lm_corpus_path(lang, data_dir) for lang in SAMPLE_LANGUAGES),
-                                  _module_sources("pipeline.models", "pipeline.ccnet.text_normalization"))
+                                  _module_sources("pipeline.ccnet.model_store", "pipeline.ccnet.text_normalization"))
         model_files = [models_dir / f"{lang}.{ext}" for lang in SAMPLE_LANGUAGES for ext in ("sp.model", "arpa.bin")]
         if state.get("models") != models_key or not all(f.is_file() for f in model_files):
             logger.info("sample: building small SentencePiece + KenLM models for %s from rpv2's sample text",
@@ -543,8 +544,8 @@ def prepare_sample(workdir: Path | str | None = None, *, force: bool = False) ->
             rebuilt.append("models")
 
         cutoffs_key = _fingerprint(state["mirror"], state["models"], str(lid_model), str(lid_model.stat().st_size),
-                                   _module_sources("pipeline.ccnet", "pipeline.shard_processor",
-                                                   "pipeline.wet_reader", "pipeline.models"))
+                                   _module_sources("pipeline.ccnet", "pipeline.shard.processor",
+                                                   "pipeline.sources.wet", "pipeline.ccnet.model_store"))
         if state.get("cutoffs") != cutoffs_key or not cutoffs_path.is_file():
             logger.info("sample: calibrating p30/p60 perplexity cutoffs on the sample")
             _calibrate_step(workdir, lid_model)
@@ -552,7 +553,7 @@ def prepare_sample(workdir: Path | str | None = None, *, force: bool = False) ->
             _write_state(workdir, state)
             rebuilt.append("cutoffs")
 
-    from pipeline.cc_listing import parse_listing
+    from pipeline.sources.listing import parse_listing
 
     return SampleInfo(
         workdir=workdir,

@@ -740,7 +740,7 @@ def _with_partition_columns(schema: Any) -> Any:
     """The file schema plus the partition columns (snapshot, language, bucket) that live in its path."""
     import pyarrow as pa
 
-    from pipeline.output_schema import PARTITION_COLUMNS
+    from pipeline.dataset.schema import PARTITION_COLUMNS
 
     for name in PARTITION_COLUMNS:
         if name not in schema.names:
@@ -758,8 +758,9 @@ def filter_dataset(input_path: str | Path, output: str | Path, recipe: Recipe) -
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipeline.dataset_files import partition_values
-    from pipeline.rpv2_export import resolve_documents_root, source_files
+    from pipeline.dataset.layout import partition_values
+    from pipeline.export.rpv2 import resolve_documents_root, source_files
+    from pipeline.io.publish import publish_file
 
     root, documents_dir = resolve_documents_root(input_path)
     files, strays = source_files(documents_dir)
@@ -782,7 +783,8 @@ def filter_dataset(input_path: str | Path, output: str | Path, recipe: Recipe) -
             needed = sorted((recipe.columns - set(flags) - set(from_path)) | {"id"})
             sibling = _sibling_flags(root, source.rel_path, flags, report)
             destination = out_docs / source.rel_path
-            temporary = destination.with_name(f".{destination.name}.tmp-{os.getpid()}")
+            # written locally, then published atomically (pipeline.io.publish)
+            temporary = Path(output) / "_work" / f"{os.getpid()}-{destination.name}"
             with pq.ParquetFile(source.path) as reader:
                 for batch in reader.iter_batches(batch_size=2000):
                     rows = batch.select(needed).to_pylist()
@@ -802,7 +804,8 @@ def filter_dataset(input_path: str | Path, output: str | Path, recipe: Recipe) -
             report.files_read += 1
             if writer is not None:
                 writer.close()
-                os.replace(temporary, destination)
+                publish_file(str(temporary), str(destination))
+                temporary.unlink()
                 report.files_written += 1
         except (OSError, ValueError, KeyError, TypeError) as exc:  # corrupt file, odd column types
             if isinstance(exc, RecipeError):

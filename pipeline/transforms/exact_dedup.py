@@ -35,13 +35,12 @@ from dedup.exact import (
     KeyedDoc,
     keyed_doc,
     query_then_insert,
-    shard_id_of,
     split_key_group,
-    write_bytes,
     write_shard_outputs,
 )
-from pipeline.beam_runner import offline_direct_runner
-from pipeline.dataset_files import document_files  # noqa: F401  (part of this module's API)
+from pipeline.dataset.ids import shard_id_of
+from pipeline.io.publish import publish_bytes
+from pipeline.transforms.runner import offline_direct_runner
 
 NAMESPACE = "exact_dedup"
 SUMMARY_NAME = "_summary.json"
@@ -173,7 +172,7 @@ def commit_and_summarize(
     summary["state_snapshots"] = state.snapshots
     if out_uri is not None:
         data = json.dumps(summary, indent=1, sort_keys=True).encode("utf-8")
-        write_bytes(f"{out_uri.rstrip('/')}/{DUPLICATES_DATASET}/{SUMMARY_NAME}", data)
+        publish_bytes(data, f"{out_uri.rstrip('/')}/{DUPLICATES_DATASET}/{SUMMARY_NAME}")
     return summary
 
 
@@ -330,7 +329,7 @@ def run_exact_dedup_beam(
         counters[c.key.metric.name] = counters.get(c.key.metric.name, 0) + int(value or 0)
     # the summary was written by CommitState; read it back (the driver cannot see PCollection contents)
     if out_uri is not None:
-        from dedup.exact import read_bytes
+        from pipeline.io.publish import read_bytes
 
         summaries.append(json.loads(read_bytes(f"{out_uri.rstrip('/')}/{DUPLICATES_DATASET}/{SUMMARY_NAME}")))
     summary = summaries[0] if summaries else {}

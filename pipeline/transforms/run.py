@@ -6,7 +6,7 @@ The top-level transform, :class:`CommonCrawlToParquet`, is ARCHITECTURE.md's dat
       -> perplexity -> bucket -> signals -> MinHash -> Parquet -> combined stats -> _run_summary.json
 
 A shard is the unit of work (one DoFn call), because CCNet's line dedup needs the whole shard's line
-hashes; the per-document steps inside it are :class:`pipeline.shard_processor.ShardProcessor`'s. Heavy
+hashes; the per-document steps inside it are :class:`pipeline.shard.processor.ShardProcessor`'s. Heavy
 state (LID model, LMs, signal artifacts) is loaded once per worker in ``DoFn.setup``. Every drop reason
 is a Beam counter ``rpv2:dropped_<reason>``; the summary is built from per-shard statistics combined
 in the pipeline (CombineGlobally) and written by the pipeline, so it works on any runner.
@@ -23,9 +23,9 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from pipeline.beam_runner import offline_direct_runner
-from pipeline.run_summary import SUMMARY_FILE, ShardStats, build_summary, merge_stats, summary_json
-from pipeline.shard_processor import ShardProcessor, ShardTask, StageSettings, build_annotators
+from pipeline.shard.processor import ShardProcessor, ShardTask, StageSettings, build_annotators
+from pipeline.shard.stats import SUMMARY_FILE, ShardStats, build_summary, merge_stats, summary_json
+from pipeline.transforms.runner import offline_direct_runner
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,8 @@ def shard_tasks(
     base_url: str, snapshot: str, paths: Sequence[str], num_shards: int, shards: Sequence[int]
 ) -> list[ShardTask]:
     """Cut a snapshot listing into CCNet/RPv2 shards (contiguous slices) and keep the chosen ones."""
-    from pipeline.cc_listing import resolve, shard_paths
+    from pipeline.io.uris import resolve
+    from pipeline.sources.listing import shard_paths
 
     return [
         ShardTask(snapshot=snapshot, shard=shard,
@@ -136,7 +137,7 @@ def write_run_summary(
 ) -> dict[str, Any]:
     """Build the summary (accounting identity asserted) and write ``<output>/_run_summary.json``
     atomically through Beam FileSystems. Wall time runs from pipeline construction to now."""
-    from pipeline.parquet_sink import publish_bytes
+    from pipeline.io.publish import publish_bytes
 
     summary = build_summary(ShardStats.from_dict(stats), wall_seconds=time.time() - started_at, run_info=run_info)
     publish_bytes(summary_json(summary).encode("utf-8"), f"{output.rstrip('/')}/{SUMMARY_FILE}")
@@ -248,7 +249,7 @@ def run_pipeline(config: Any, beam_args: Sequence[str] = (), *, sample: bool = F
     (as written to ``_run_summary.json``) with the Beam counters under ``"counters"``."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipeline.cc_listing import parse_shard_spec, read_listing
+    from pipeline.sources.listing import parse_shard_spec, read_listing
 
     if config.snapshot is None:
         raise ValueError("run_pipeline needs a snapshot (the CLI substitutes the embedded sample)")

@@ -21,27 +21,18 @@ that header).
 
 from __future__ import annotations
 
-import base64
 import gzip
-import hashlib
 import io
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pipeline.sources.warc_records import block_digest, wet_block
+
 DEFAULT_DATE = "2023-01-26T21:08:44Z"
 _NS = uuid.UUID("6f1c4f55-2b2e-4a53-9c63-7c1b3f5e9a10")  # fixed namespace: deterministic record ids
 
-
-def block_digest(block: bytes) -> str:
-    """``sha1:`` + base32 of the block, the form of CommonCrawl's ``WARC-Block-Digest``."""
-    return "sha1:" + base64.b32encode(hashlib.sha1(block).digest()).decode("ascii")
-
-
-def wet_block(title: str, raw_content: str) -> bytes:
-    """The WET block CommonCrawl writes: title line, text, final newline (UTF-8)."""
-    return (title + "\n" + raw_content + "\n").encode("utf-8")
 
 
 def warc_record_bytes(headers: Sequence[tuple[str, str]], block: bytes) -> bytes:
@@ -146,7 +137,7 @@ def write_wet_file(
 
 
 def snapshot_dir(snapshot: str) -> str:
-    from pipeline.cc_listing import normalize_snapshot
+    from pipeline.dataset.ids import normalize_snapshot
 
     return f"crawl-data/{normalize_snapshot(snapshot)}"
 
@@ -178,7 +169,7 @@ def build_mirror(
     The listing keeps the order of ``files``. Returns the relative paths. A relative path whose
     value is ``None`` is listed but not written (a 404 for a listed path).
     """
-    from pipeline.cc_listing import normalize_snapshot
+    from pipeline.dataset.ids import normalize_snapshot
 
     snapshot = normalize_snapshot(snapshot)
     root = Path(root)

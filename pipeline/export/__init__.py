@@ -1,0 +1,1 @@
+"""Exports of the dataset: RedPajama-V2's release layout."""

@@ -1,0 +1,1 @@
+"""Filter recipes: the expression grammar, the recipe model, applying a recipe to a dataset."""

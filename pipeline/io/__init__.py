@@ -1,0 +1,1 @@
+"""URIs, resumable remote reads and the one atomic publish, on Beam FileSystems."""
