@@ -27,8 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from dedup.fuzzy_local import cluster_ids_local
 from dedup.lsh import band_shape
-from pipeline.transforms.fuzzy_dedup import cluster_ids_local, run_beam, run_local
+from pipeline.transforms.fuzzy_dedup import run_beam, run_local
 
 
 def planted_signatures(n: int, threshold: float, dup_fraction: float, min_sim: float, seed: int,

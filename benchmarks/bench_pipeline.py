@@ -69,7 +69,7 @@ def measure(args: argparse.Namespace) -> tuple[list[tuple], str]:
 
     from pipeline.config import load_config
     from pipeline.io.uris import resolve
-    from pipeline.shard.processor import ShardProcessor, ShardTask, StageSettings, build_annotators
+    from pipeline.shard.processor import ShardProcessor, ShardTask, StageSettings
     from pipeline.sources.listing import read_listing, shard_paths
     from pipeline.transforms.run import load_stage_cutoffs, run_pipeline
 
@@ -92,7 +92,7 @@ def measure(args: argparse.Namespace) -> tuple[list[tuple], str]:
         config = load_config(overrides={**overrides, "output": str(work / "out-direct")})
         settings = StageSettings.from_config(config, load_stage_cutoffs(config.cutoffs))
         setup_started = time.perf_counter()
-        processor = ShardProcessor(settings, annotators=build_annotators(settings))
+        processor = ShardProcessor(settings)
         setup_seconds = time.perf_counter() - setup_started
         paths = read_listing(str(mirror), "2023-06")
         started = time.perf_counter()

@@ -17,7 +17,8 @@ How it is computed, and where it deliberately differs:
 - A partition's worker streams the run's first occurrences twice (query, then insert): its memory is
   the partition's filter, whatever the crawl size.
 
-This module is pure Python (no Beam); pipeline/transforms/exact_dedup.py runs the same functions as PTransforms.
+This module is pure Python (no Beam); pipeline/transforms/exact_dedup.py runs the same functions as
+PTransforms, and the run's summary (:func:`summarize`) is built here for both engines.
 """
 
 from __future__ import annotations
@@ -39,6 +40,14 @@ log = logging.getLogger(__name__)
 KEY_MODES = ("digest", "text-sha1")
 STATE_FORMAT = "rpv2-exact-bloom/1"
 MANIFEST = "MANIFEST.json"
+
+# Settings of a new state (an existing state keeps its own). RPv2's Bloom error rate; P partitions bound
+# a worker's memory to one partition's filter.
+DEFAULT_PARTITIONS = 64
+DEFAULT_ERROR_RATE = 0.01
+# A new state is sized for this many times the documents of the run that creates it, leaving room for
+# the snapshots that later runs add to it (give an explicit expected count for a crawl-scale state).
+DEFAULT_GROWTH = 4
 
 
 @dataclass(frozen=True, order=True)
@@ -268,6 +277,21 @@ class ExactDedupState:
         return sorted(set(snapshots) & set(self.snapshots))
 
 
+class SeenSnapshotsError(ValueError):
+    """The input holds snapshots the state already has: rerunning them would flag every document."""
+
+
+def refuse_seen_snapshots(state: ExactDedupState, snapshots: Iterable[str], hint: str) -> None:
+    """Raise :class:`SeenSnapshotsError` (one line; ``hint`` says how to proceed) when ``state`` already
+    holds any of ``snapshots``. Checked before a run starts, so nothing is written."""
+    seen = state.already_seen(snapshots)
+    if seen:
+        raise SeenSnapshotsError(
+            f"state {state.uri} already holds snapshot(s) {', '.join(seen)}: rerunning them would flag every "
+            f"document; {hint}"
+        )
+
+
 @dataclass
 class PartitionResult:
     index: int
@@ -328,10 +352,34 @@ def run_exact_dedup(
 
 
 # ---------------------------------------------------------------------------------------------------------
+# input: the columns exact dedup reads from a documents file
+
+
+def exact_columns(key_mode: str) -> list[str]:
+    return ["id", "id_int", "digest", "raw_content"] if key_mode == "text-sha1" else ["id", "id_int", "digest"]
+
+
+def read_exact_columns(source, key_mode: str) -> list[dict]:
+    """The columns exact dedup needs from one documents file (a path or a file object), as dicts; missing
+    columns are None, so the records are counted as bad by reason rather than failing the file."""
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(source)
+    names = set(parquet.schema_arrow.names)
+    wanted = [c for c in exact_columns(key_mode) if c in names]
+    rows = parquet.read(columns=wanted).to_pylist()
+    for row in rows:
+        for column in exact_columns(key_mode):
+            row.setdefault(column, None)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------
 # outputs: sibling datasets of <out>/documents
 
 DUPLICATES_DATASET = "duplicates_exact"  # RPv2's duplicates parquet schema, flagged documents only
 FLAGS_DATASET = "is_duplicate_exact"  # every document: id, id_int, is_duplicate_exact
+SUMMARY_NAME = "_summary.json"  # the run summary, in DUPLICATES_DATASET
 
 
 def duplicates_schema():
@@ -406,3 +454,71 @@ def write_outputs(out_uri: str, flags: Iterable[tuple[KeyedDoc, bool]]) -> list[
     for doc, flag in flags:
         by_shard[shard_id_of(doc.doc_id)].append((doc, flag))
     return [write_shard_outputs(out_uri, shard, by_shard[shard]) for shard in sorted(by_shard)]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the run summary
+
+
+def merge_counts(counts: Iterable[Mapping]) -> dict[str, dict[str, int]]:
+    """Per-snapshot documents and duplicates from the per-file counts of :func:`write_shard_outputs`."""
+    per_snapshot: dict[str, dict[str, int]] = {}
+    for c in counts:
+        entry = per_snapshot.setdefault(c["snapshot"], {"documents": 0, "duplicates": 0})
+        entry["documents"] += c["documents"]
+        entry["duplicates"] += c["duplicates"]
+    return dict(sorted(per_snapshot.items()))
+
+
+def summarize(partition_results: Iterable[Mapping], per_snapshot: Mapping, state: ExactDedupState) -> dict:
+    """Run summary: per-snapshot counts, and memory per partition against the optimum.
+
+    ``partition_results`` holds one ``{"partition", "stats"}`` per partition the run touched (any order).
+    """
+    stats = [r["stats"] for r in sorted(partition_results, key=lambda r: r["partition"])]
+    return {
+        "documents": sum(v["documents"] for v in per_snapshot.values()),
+        "duplicates": sum(v["duplicates"] for v in per_snapshot.values()),
+        "per_snapshot": dict(per_snapshot),
+        "distinct_keys": sum(s["run_keys"] for s in stats),
+        "seen_in_earlier_runs": sum(s["seen_before"] for s in stats),
+        "num_partitions": state.num_partitions,
+        "partitions_processed": len(stats),
+        "capacity_per_partition": state.capacity_per_partition,
+        "error_rate": state.error_rate,
+        "key_mode": state.key_mode,
+        "max_partition_memory_bytes": max((s["memory_bytes"] for s in stats), default=0),
+        "max_partition_keys": max((s["keys"] for s in stats), default=0),
+        "overflowed_partitions": sum(s["filters"] > 1 for s in stats),
+        "bits_per_key": stats[0]["bits_per_key"] if stats else None,
+        "optimal_bits_per_key": stats[0]["optimal_bits_per_key"] if stats else None,
+        "partitions": stats,
+    }
+
+
+def with_state(summary: dict, state: ExactDedupState) -> dict:
+    """The summary with the state's generation and snapshots after the commit."""
+    summary["state_generation"] = state.generation
+    summary["state_snapshots"] = state.snapshots
+    return summary
+
+
+def summary_uri(out_uri: str) -> str:
+    return _join(out_uri, f"{DUPLICATES_DATASET}/{SUMMARY_NAME}")
+
+
+def write_summary(summary: Mapping, out_uri: str) -> None:
+    """``<out>/duplicates_exact/_summary.json``, atomically."""
+    publish_bytes(json.dumps(summary, indent=1, sort_keys=True).encode("utf-8"), summary_uri(out_uri))
+
+
+def commit_and_summarize(
+    partition_results: list[dict], per_snapshot: dict, state: ExactDedupState, generation: int, out_uri: str | None
+) -> dict:
+    """Point the state manifest at the run's partition files (the commit) and write the run summary."""
+    summary = summarize(partition_results, per_snapshot, state)
+    state.commit(generation, {r["partition"]: r["rel_path"] for r in partition_results}, per_snapshot.keys())
+    with_state(summary, state)
+    if out_uri is not None:
+        write_summary(summary, out_uri)
+    return summary

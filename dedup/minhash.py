@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from itertools import accumulate, repeat
@@ -67,12 +68,22 @@ DEFAULT_THRESHOLDS: tuple[float, ...] = (1.0, 0.9, 0.8, 0.7)
 # MinHash does not need scipy. test_minhash recomputes them with optimal_param.
 RPV2_BANDS_ROWS: dict[float, tuple[int, int]] = {1.0: (1, 128), 0.9: (5, 25), 0.8: (9, 13), 0.7: (14, 9)}
 
-SIGNATURE_COLUMNS: tuple[str, ...] = tuple(f"signature_sim{t}" for t in DEFAULT_THRESHOLDS)
+_SIGNATURE_NAME = re.compile(r"signature_sim(\d+(?:\.\d+)?)")
 
 
-def signature_key(threshold: float) -> str:
-    """The column / dict key RPv2 uses for a threshold: ``signature_sim{threshold}`` (``str(float)``)."""
+def signature_column(threshold: float) -> str:
+    """The column / dict key RPv2 uses for a threshold's bands: ``signature_sim{threshold}`` (``str(float)``,
+    so 0.7 -> ``signature_sim0.7``, 1 -> ``signature_sim1.0``). The one home of this naming."""
     return f"signature_sim{float(threshold)}"
+
+
+def signature_threshold(name: str) -> float | None:
+    """The threshold a ``signature_sim<t>`` column holds bands for, or None for any other name."""
+    match = _SIGNATURE_NAME.fullmatch(name)
+    return float(match.group(1)) if match else None
+
+
+SIGNATURE_COLUMNS: tuple[str, ...] = tuple(signature_column(t) for t in DEFAULT_THRESHOLDS)
 
 
 def native_kernel_available() -> bool:
@@ -228,7 +239,7 @@ class RPv2MinHash:
                 raise ValueError(f"threshold {t}: {bands}x{rows} bands exceed {num_permutations} permutations")
         self.permutations = rpv2_permutations(num_permutations, seed)
         self.checksum = hashlib.sha256(self.permutations.tobytes()).hexdigest()  # as RPv2's MinHash.checksum
-        self.keys = tuple(signature_key(t) for t in self.thresholds)
+        self.keys = tuple(signature_column(t) for t in self.thresholds)
         # (key, byte offset of each band) per threshold: bands are slices of the big-endian signature
         self._band_slices = tuple(
             (key, tuple((4 * rows * i, 4 * rows * (i + 1)) for i in range(bands)))
@@ -311,7 +322,7 @@ def minhash_parquet_schema(thresholds: Sequence[float] = DEFAULT_THRESHOLDS):
 
     return pa.schema(
         [("shard_id", pa.string()), ("id", pa.string()), ("id_int", pa.uint64())]
-        + [(signature_key(t), pa.list_(pa.binary())) for t in thresholds]
+        + [(signature_column(t), pa.list_(pa.binary())) for t in thresholds]
     )
 
 

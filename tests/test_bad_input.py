@@ -24,6 +24,7 @@ from pipeline.sample.mirror import (
 from pipeline.sources.read_report import ReadReport
 from pipeline.sources.wet import iter_wet_documents
 
+MIN_LEN = 300  # CCNet's min_len, as test input (the readers have no default)
 FAST = RetryPolicy(max_attempts=4, base_delay=0.001, max_delay=0.01)
 TEXT = "This is a sentence of a web page that is long enough to be kept by the reader. " * 6
 
@@ -52,6 +53,7 @@ def offsets(parts: list[bytes]) -> list[int]:
 
 def read(path, **kwargs) -> tuple[list[dict], ReadReport]:
     report = ReadReport()
+    kwargs.setdefault("min_len", MIN_LEN)
     docs = list(iter_wet_documents(str(path), report=report, **kwargs))
     assert report.is_balanced(), report.to_dict()
     return docs, report
@@ -201,7 +203,7 @@ def test_404_for_a_listed_path_and_faults_over_http(tmp_path):
         m.inject(rels[2], "truncate", at=0.5)
         kept = []
         for rel in rels:
-            kept += iter_wet_documents(m.url(rel), report=report, retry=FAST, cc_segment=rel)
+            kept += iter_wet_documents(m.url(rel), min_len=MIN_LEN, report=report, retry=FAST, cc_segment=rel)
         not_found_requests = [r for r in m.requests if r["path"].endswith(rels[1])]
     assert report.file_failures["file_not_found"] == 1 and len(not_found_requests) == 1
     (nf,) = failures(report, "file_not_found")

@@ -23,10 +23,15 @@ from conftest import shared_path
 from dedup.exact import (
     ExactDedupState,
     KeyedDoc,
+    SeenSnapshotsError,
     keyed_doc,
+    merge_counts,
     output_rel_path,
     processing_order,
+    refuse_seen_snapshots,
     run_exact_dedup,
+    shard_tables,
+    summarize,
     text_sha1,
 )
 from pipeline.cli import main as rpv2
@@ -308,3 +313,42 @@ def test_results_mirror_the_documents_layout():
     )
     other = output_rel_path("duplicates_exact", "2023-06/custom-source")
     assert other.startswith("duplicates_exact/snapshot=2023-06/other/") and other.endswith(".parquet")
+
+
+def test_run_summary_adds_up_per_snapshot_and_per_partition(three_snapshots):
+    """The summary rules (pure: no Beam, no files): per-file counts summed per snapshot, partition stats
+    summed, memory reported against the configured capacity."""
+    _, rows = three_snapshots
+    state = ExactDedupState.create(None, num_partitions=8, expected_count=4 * len(rows))
+    flags, stats, counts = run_exact_dedup(rows, state)
+    by_file: dict[str, list] = {}
+    for doc, flag in flags:
+        by_file.setdefault(doc.doc_id.rpartition("/")[0], []).append((doc, flag))
+    file_counts = []
+    for shard_id, items in sorted(by_file.items()):
+        dup_table, flag_table = shard_tables(items)
+        file_counts.append({"snapshot": shard_id.split("/")[0], "documents": flag_table.num_rows,
+                            "duplicates": dup_table.num_rows})
+    per_snapshot = merge_counts(reversed(file_counts))  # any order
+    assert list(per_snapshot) == ["2023-06", "2023-14", "2023-23"]
+    for snapshot, entry in per_snapshot.items():
+        mine = [f for d, f in flags if d.snapshot == snapshot]
+        assert entry == {"documents": len(mine), "duplicates": sum(mine)}
+    summary = summarize([{"partition": s["partition"], "stats": s} for s in reversed(stats)], per_snapshot, state)
+    assert summary["documents"] == counts.documents == len(rows)
+    assert summary["duplicates"] == counts.duplicates
+    assert summary["distinct_keys"] == len({r["digest"] for r in rows})
+    assert [p["partition"] for p in summary["partitions"]] == sorted(s["partition"] for s in stats)
+    assert summary["max_partition_keys"] <= summary["capacity_per_partition"] == state.capacity_per_partition
+    assert summary["overflowed_partitions"] == 0 and summary["max_partition_memory_bytes"] > 0
+
+
+def test_a_snapshot_the_state_holds_is_refused_in_one_line(tmp_path):
+    state = ExactDedupState.create(str(tmp_path / "state"), 2, 100)
+    state.commit(1, {}, ["2023-06"])
+    refuse_seen_snapshots(state, ["2023-14"], "use a fresh state")  # a new snapshot is fine
+    with pytest.raises(SeenSnapshotsError) as refused:
+        refuse_seen_snapshots(state, ["2023-14", "2023-06"], "use a fresh state")
+    message = str(refused.value)
+    assert "already holds snapshot(s) 2023-06" in message and message.endswith("use a fresh state")
+    assert "\n" not in message

@@ -30,7 +30,6 @@ from pipeline.dataset.schema import (
     DOCUMENT_FIELDS,
     MINHASH_THRESHOLDS,
     document_schema,
-    minhash_column,
     minhash_columns,
     signal_columns,
 )
@@ -97,7 +96,7 @@ def native_round_trip(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def computed_round_trip(tmp_path_factory) -> Path:
     """Signals and MinHash computed by the pipeline's annotators for the public documents, then exported."""
-    from pipeline.shard.processor import MinHashAnnotator, SignalsAnnotator
+    from pipeline.shard.annotators import MinHashAnnotator, SignalsAnnotator
 
     signals = SignalsAnnotator(str(GT / "artifacts"), languages=("en", "de", "fr", "es", "it"))
     minhash = MinHashAnnotator()
@@ -239,7 +238,7 @@ def test_sample_export_reads_back_the_parquet_values(sample_run, sample_export):
                 assert [(s, e) for s, e, _ in qs[name]] == spans
                 assert [v for _, _, v in qs[name]] == row[name]
             for t in MINHASH_THRESHOLDS:
-                assert mh[minhash_column(t)] == row[minhash_column(t)]
+                assert mh[f"signature_sim{t}"] == row[f"signature_sim{t}"]
             assert mh["shard_id"] == row["shard_id"]
 
 

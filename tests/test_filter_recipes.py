@@ -1,6 +1,6 @@
 """`rpv2 filter --recipe`: YAML rules over signals, CCNet fields and dedup flags; the per-rule report.
 
-Specification: pipeline/filter/recipes.py's docstring (expression language, null semantics) and RPv2's
+Specification: pipeline/filter/grammar.py's docstring (expression language, null semantics) and RPv2's
 README filter examples (gopher_rules_pass, c4_rules_pass), which configs/recipes/ restate as data.
 """
 
@@ -17,7 +17,8 @@ import pytest
 from conftest import REPO_ROOT, shared_path
 
 from pipeline.dataset.files import read_documents_file
-from pipeline.filter.recipes import (
+from pipeline.filter.apply import filter_dataset
+from pipeline.filter.grammar import (
     Aggregate,
     BoolOp,
     Column,
@@ -27,11 +28,9 @@ from pipeline.filter.recipes import (
     Not,
     RecipeError,
     evaluate,
-    filter_dataset,
-    load_recipe,
     parse_expression,
-    parse_recipe,
 )
+from pipeline.filter.recipe import load_recipe, parse_recipe
 
 RECIPES = REPO_ROOT / "configs" / "recipes"
 SHIPPED = sorted(RECIPES.glob("*.yaml"))

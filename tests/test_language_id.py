@@ -14,9 +14,9 @@ from pipeline.ccnet.language_id import (
     keep_language,
     language_drop_reason,
     lid_input,
-    parse_languages,
     round_score,
 )
+from pipeline.config import parse_languages
 
 LANGUAGES = ("en", "de", "fr", "es", "it")
 
@@ -70,18 +70,27 @@ def test_rounding_follows_numpy_not_python():
 
 
 def test_threshold_is_inclusive_on_the_rounded_score():
-    assert keep_language("en", 0.5, threshold=0.5)
-    assert not keep_language("en", 0.49, threshold=0.5)
-    assert language_drop_reason("en", 0.49) == "language_score_below_threshold"
+    assert keep_language("en", 0.5, 0.5, LANGUAGES)
+    assert not keep_language("en", 0.49, 0.5, LANGUAGES)
+    assert language_drop_reason("en", 0.49, 0.5, LANGUAGES) == "language_score_below_threshold"
+    assert language_drop_reason("en", 0.49, 0.4, None) is None  # the threshold is the caller's
 
 
 def test_only_configured_languages_are_kept_unless_all():
-    assert language_drop_reason("ru", 0.99) == "language_not_kept"
-    assert keep_language("ru", 0.99, languages="all")
-    assert keep_language("ru", 0.99, languages="en,ru")
-    assert not keep_language("ru", 0.99, languages=["en", "de"])
-    assert parse_languages(None) == frozenset(LANGUAGES)
-    assert parse_languages(" all ") == "all"
+    assert language_drop_reason("ru", 0.99, 0.5, LANGUAGES) == "language_not_kept"
+    assert keep_language("ru", 0.99, 0.5, parse_languages("all"))
+    assert keep_language("ru", 0.99, 0.5, parse_languages("en,ru"))
+    assert not keep_language("ru", 0.99, 0.5, parse_languages(["en", "de"]))
+    # the shard processor's forms: a frozenset of codes, or the string "all"
+    assert keep_language("ru", 0.99, 0.5, frozenset({"ru"}))
+    assert keep_language("ru", 0.99, 0.5, "all")
+    assert language_drop_reason("xx", 0.99, 0.5, "all") is None
+
+
+def test_an_unparsed_languages_string_is_refused():
+    # "en,ru" as a plain string would keep "n" and "u,r" by substring: parse_languages first
+    with pytest.raises(TypeError, match="parse_languages"):
+        language_drop_reason("ru", 0.99, 0.5, "en,ru")
 
 
 def test_a_language_outside_the_default_five_is_identified(lid):
@@ -91,7 +100,7 @@ def test_a_language_outside_the_default_five_is_identified(lid):
 
 def test_bad_input_does_not_crash(lid):
     assert lid.predict("") == ("unknown", 0.0)
-    assert not keep_language(*lid.predict(""))
+    assert not keep_language(*lid.predict(""), 0.0, None)  # no text: dropped whatever the threshold
     lang, score = lid.predict("This English sentence has a lone surrogate \ud800 in it.")
     assert lang == "en" and 0 <= score <= 1
     assert lid.predict("\x00\x01\x02")[1] <= 1.0

@@ -1,4 +1,8 @@
-"""CCNet's line dedup within a shard (pipeline/ccnet/line_dedup.py)."""
+"""CCNet's line dedup within a shard (pipeline/ccnet/line_dedup.py).
+
+cc_net's exact semantics on real text, and its grouping of shards (hash_in_mem), are in
+tests/test_line_dedup_ccnet_fidelity.py.
+"""
 
 from __future__ import annotations
 
@@ -31,13 +35,20 @@ def doc(text: str, **extra) -> dict:
 
 
 def brute_force(docs: list[dict]) -> list[dict]:
-    """The rule spelled out with Python counters: drop lines whose normalized form occurs twice or
-    more in the shard (all occurrences) and lines that normalize to nothing."""
-    counts = Counter(normalize_for_dedup(line) for d in docs for line in d["raw_content"].split("\n"))
+    """cc_net's rule spelled out with Python sets: a line whose normalized form is in two or more
+    documents is dropped everywhere; inside a document only the first copy of a line is kept; lines that
+    normalize to nothing are dropped (our documented deviation)."""
+    keys = [[normalize_for_dedup(line) for line in d["raw_content"].split("\n")] for d in docs]
+    in_docs = Counter(k for doc_keys in keys for k in set(doc_keys))
     out = []
-    for d in docs:
+    for d, doc_keys in zip(docs, keys, strict=True):
         lines = d["raw_content"].split("\n")
-        ids = [i for i, line in enumerate(lines) if normalize_for_dedup(line) and counts[normalize_for_dedup(line)] == 1]
+        seen: set[str] = set()
+        ids = []
+        for i, k in enumerate(doc_keys):
+            if k and in_docs[k] == 1 and k not in seen:
+                ids.append(i)
+            seen.add(k)
         if ids:
             out.append({"raw_content": "\n".join(lines[i] for i in ids), "line_ids": ids})
     return out
@@ -54,7 +65,7 @@ SHARD = [
 ]
 
 
-def test_lines_seen_twice_in_the_shard_are_removed_everywhere():
+def test_lines_found_in_two_documents_of_the_shard_are_removed_from_all_of_them():
     kept, _ = dedup_shard(SHARD)
     assert [d["raw_content"] for d in kept] == [
         "The river rose overnight and flooded the lower town.",
@@ -88,9 +99,39 @@ def test_a_document_made_only_of_boilerplate_ends_empty():
     assert emptied["length"] == 0
 
 
-def test_a_line_repeated_inside_one_document_is_removed_with_all_its_copies():
-    kept, _ = dedup_shard([doc("Buy now!\nUnique sentence here.\nBuy now!")])
-    assert kept[0]["raw_content"] == "Unique sentence here." and kept[0]["line_ids"] == [1]
+def test_a_line_repeated_only_inside_one_document_keeps_its_first_copy():
+    # cc_net: HashesCollector adds a document's hashes as one batch, so the repeat is no duplicate;
+    # finalize_doc then keeps the first occurrence in the document.
+    kept, dups = dedup_shard([doc("Buy now!\nUnique sentence here.\nBuy now!\nBuy now!"), doc("Other page.")])
+    assert kept[0]["raw_content"] == "Buy now!\nUnique sentence here." and kept[0]["line_ids"] == [0, 1]
+    assert kept[0]["nlines"] == 2 and kept[0]["length"] == len("Buy now!\nUnique sentence here.")
+    assert kept[0]["original_nlines"] == 4
+    assert not dups.contains(np.array([cc_net_hash("Buy now!")], dtype="<u8"))[0]
+
+
+def test_a_line_repeated_inside_a_document_and_found_in_another_is_removed_everywhere():
+    kept, _ = dedup_shard([doc("Buy now!\nFirst page.\nBuy now!"), doc("Second page.\nBuy now!")])
+    assert [(d["raw_content"], d["line_ids"]) for d in kept] == [("First page.", [1]), ("Second page.", [0])]
+
+
+def test_lines_equal_after_normalization_inside_one_document_keep_the_first():
+    kept, _ = dedup_shard([doc("Posted on 12/03/2021\nalpha\nPOSTED ON 01/01/1999")])
+    assert kept[0]["raw_content"] == "Posted on 12/03/2021\nalpha" and kept[0]["line_ids"] == [0, 1]
+
+
+def test_pass_one_counts_documents_not_copies():
+    counter = ShardLineHashes()
+    counter.add("x\nx\nx\ny")
+    counter.add("y\nz")
+    dups = counter.duplicates()
+    found = dups.contains(np.array([cc_net_hash(t) for t in ("x", "y", "z", "")], dtype="<u8"))
+    assert found.tolist() == [False, True, False, True]  # y: two documents; "": always (our deviation)
+    assert counter.n_lines == 6 and counter.n_docs == 2 and counter.n_distinct == 3
+
+
+def test_hashes_that_do_not_match_the_lines_are_refused():
+    with pytest.raises(ValueError, match="2 line hashes for a document of 3 lines"):
+        dedup_document(doc("a\nb\nc"), DuplicateLineSet(), line_hashes("a\nb"))
 
 
 def test_lines_equal_after_normalization_are_duplicates():
@@ -130,11 +171,13 @@ def real_shard() -> list[dict]:
     rng = random.Random(3)
     boiler = ["Share this page", "Subscribe to our newsletter", "Page 1 of 12", "Cookies help us deliver our services."]
     docs = []
-    for start in range(0, len(text) - 40, 35):
+    for start in range(0, len(text) - 40, 35):  # pages overlap by 5 lines: shared between two pages
         lines = text[start : start + 40]
         for _ in range(rng.randrange(3)):
             lines.insert(rng.randrange(len(lines) + 1), rng.choice(boiler))
-        docs.append(doc("\n".join(lines)))
+        for _ in range(rng.randrange(3)):  # a line of the page repeated inside it
+            lines.insert(rng.randrange(len(lines) + 1), rng.choice(lines))
+        docs.append(doc("\n".join(lines), url=f"https://example.com/page{len(docs)}"))
     return docs
 
 
@@ -143,6 +186,12 @@ def test_real_shard_matches_the_brute_force_rule(real_shard):
     expected = brute_force(real_shard)
     assert [(d["raw_content"], d["line_ids"]) for d in kept] == [(e["raw_content"], e["line_ids"]) for e in expected]
     assert len(dups) > 0
+    # the fixture exercises both rules: some first copies of in-page repeats survive, shared lines do not
+    originals = {d["url"]: d["raw_content"].split("\n") for d in real_shard}
+    internal_repeats_kept = [
+        line for d in kept for line in d["raw_content"].split("\n") if originals[d["url"]].count(line) > 1
+    ]
+    assert internal_repeats_kept
 
 
 def test_pass_one_hashes_reused_in_pass_two_give_the_same_documents(real_shard):

@@ -13,6 +13,7 @@ from conftest import shared_path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dedup.fuzzy_local import cluster_ids_local, nodes_of
 from dedup.lsh import (
     band_keys,
     band_shape,
@@ -24,7 +25,6 @@ from dedup.lsh import (
     to_node,
 )
 from pipeline.dataset.ids import document_id_int, shard_id_of
-from pipeline.transforms.fuzzy_dedup import cluster_ids_local, nodes_of
 
 
 def test_thresholds_and_columns_as_rpv2():
@@ -192,3 +192,72 @@ def test_groundtruth_cluster_id_is_the_minimum_id_int():
     labels = groundtruth_clusters("0.7")
     for group in clusters_of(labels):
         assert {labels[i] for i in group} == {min(id_int[i] for i in group)}
+
+
+# ---------------------------------------------------------------- the local engine, without Beam
+
+
+def _signature_table(rows: list[dict], threshold: float = 0.7):
+    import pyarrow as pa
+
+    column = signature_column(threshold)
+    schema = pa.schema([("id", pa.string()), ("id_int", pa.uint64()), ("shard_id", pa.string()),
+                        (column, pa.list_(pa.binary()))])
+    return pa.Table.from_pylist([{k: r.get(k) for k in schema.names} for r in rows], schema)
+
+
+def test_cluster_documents_counts_every_row_and_builds_the_output_tables():
+    from dedup.fuzzy_local import CLUSTER_SCHEMA, DOCUMENT_FLAG_SCHEMA, cluster_documents
+
+    rng = np.random.default_rng(11)
+    bands = rng.integers(0, 256, (5, 14, 36), dtype=np.uint8)
+    bands[3, 2] = bands[0, 2]  # doc 3 shares one band with doc 0: one cluster of two
+    ids = [f"2023-06/000{i % 2}/en_head.json.gz/{i // 2}" for i in range(5)]
+    rows = [{"id": doc_id, "id_int": document_id_int(doc_id), "shard_id": shard_id_of(doc_id),
+             "signature_sim0.7": [bytes(b) for b in bands[i]]} for i, doc_id in enumerate(ids)]
+    rows[4]["signature_sim0.7"] = None  # too short for a signature: its own cluster, not an error
+    rows.append({"id": "2023-06/0000/en_head.json.gz/3", "id_int": 7, "signature_sim0.7": [b"x" * 36] * 13})
+    rows.append({"id": None, "id_int": 9, "signature_sim0.7": None})
+    result = cluster_documents(_signature_table(rows), 0.7)
+    assert result.counters == {"documents_without_id": 1, "documents": 6, "documents_without_signature": 1,
+                               "documents_bad_signature": 1}
+    # one flags file per input file (shard id), every document with an id in one of them, in row order
+    assert sorted(result.documents) == [
+        "snapshot=2023-06/language=en/bucket=head/0000.parquet",
+        "snapshot=2023-06/language=en/bucket=head/0001.parquet",
+    ]
+    flagged = [r for t in result.documents.values() for r in t.to_pylist()]
+    assert sorted(r["id"] for r in flagged) == sorted(r["id"] for r in rows if r["id"])
+    assert all(t.schema == DOCUMENT_FLAG_SCHEMA for t in result.documents.values())
+    first = result.documents["snapshot=2023-06/language=en/bucket=head/0000.parquet"].column("id").to_pylist()
+    assert first == sorted(first, key=lambda i: int(i.rsplit("/", 1)[1]))
+    # the clusters files (RPv2's, one per shard) hold the two linked documents, of shards 0 and 1; the
+    # smaller id_int is the cluster id and the kept representative
+    assert sorted(result.clusters) == ["2023-06/0000/en_head.clusters.parquet", "2023-06/0001/en_head.clusters.parquet"]
+    assert all(t.schema == CLUSTER_SCHEMA for t in result.clusters.values())
+    clustered = sorted((r for t in result.clusters.values() for r in t.to_pylist()), key=lambda r: r["id_int"])
+    pair = sorted([rows[0], rows[3]], key=lambda r: r["id_int"])
+    assert clustered == [
+        {"id": r["id"], "id_int": r["id_int"], "cluster_id": pair[0]["id_int"], "shard_id": r["shard_id"],
+         "is_representative": r is pair[0]} for r in pair
+    ]
+
+
+def test_the_local_engine_and_the_exact_dedup_rules_run_without_beam():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "import dedup.exact, dedup.fuzzy_local\n"
+        "c, _ = dedup.fuzzy_local.cluster_ids_local(np.array([5, 3], np.uint64), np.zeros((2, 1, 4), np.uint8),"
+        " np.arange(2))\n"
+        "assert c.tolist() == [3, 3]\n"
+        "assert dedup.exact.merge_counts([{'snapshot': 's', 'documents': 2, 'duplicates': 1}])"
+        " == {'s': {'documents': 2, 'duplicates': 1}}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'apache_beam'))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"

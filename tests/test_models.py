@@ -30,6 +30,13 @@ from pipeline.ccnet.model_store import (
 )
 from pipeline.ccnet.perplexity import LanguageModels
 from pipeline.cli import main as rpv2
+from pipeline.config import read_yaml
+from pipeline.io.remote import RetryPolicy
+
+
+def attempts(n: int) -> RetryPolicy:
+    """``n`` attempts per call, no waiting between them."""
+    return RetryPolicy(max_attempts=n, base_delay=0.0)
 
 
 class FileServer:
@@ -139,10 +146,10 @@ def test_dropped_connection_leaves_a_part_file_that_the_next_run_resumes(server,
     server.drops["xx.arpa.bin"] = [700_000]
     dest = tmp_path / "xx.arpa.bin"
     with pytest.raises(DownloadError, match="resumes"):
-        download_file(server.url + "xx.arpa.bin", dest, retries=0, progress=False)
+        download_file(server.url + "xx.arpa.bin", dest, retry=attempts(1), progress=False)
     part = tmp_path / "xx.arpa.bin.part"
     assert not dest.exists() and part.stat().st_size == 700_000
-    result = download_file(server.url + "xx.arpa.bin", dest, retries=0, progress=False)
+    result = download_file(server.url + "xx.arpa.bin", dest, retry=attempts(1), progress=False)
     assert result.status == "resumed"
     assert server.requests[-1] == ("xx.arpa.bin", "bytes=700000-")
     assert dest.read_bytes() == body and not part.exists()
@@ -152,7 +159,7 @@ def test_retries_resume_within_one_call(server, tmp_path):
     body = server.files["xx.arpa.bin"]
     server.drops["xx.arpa.bin"] = [100_000, 250_000]  # two interruptions, then the rest
     result = download_file(
-        server.url + "xx.arpa.bin", tmp_path / "f", expected_sha256=sha256(body), retries=3, backoff=0.0, progress=False
+        server.url + "xx.arpa.bin", tmp_path / "f", expected_sha256=sha256(body), retry=attempts(4), progress=False
     )
     assert result.status == "resumed" and (tmp_path / "f").read_bytes() == body
     assert [r for _, r in server.requests] == [None, "bytes=100000-", "bytes=350000-"]
@@ -160,7 +167,7 @@ def test_retries_resume_within_one_call(server, tmp_path):
 
 def test_server_errors_5xx_are_retried(server, tmp_path):
     server.errors["yy.sp.model"] = [503, 500]
-    result = download_file(server.url + "yy.sp.model", tmp_path / "y", retries=2, backoff=0.0, progress=False)
+    result = download_file(server.url + "yy.sp.model", tmp_path / "y", retry=attempts(3), progress=False)
     assert result.status == "downloaded" and (tmp_path / "y").read_bytes() == server.files["yy.sp.model"]
     assert len(server.requests) == 3
 
@@ -169,7 +176,7 @@ def test_a_server_that_ignores_range_restarts_the_file(server, tmp_path):
     body = server.files["xx.sp.model"]
     server.drops["xx.sp.model"] = [1234]
     server.ignore_range.add("xx.sp.model")
-    download_file(server.url + "xx.sp.model", tmp_path / "m", retries=2, backoff=0.0, progress=False)
+    download_file(server.url + "xx.sp.model", tmp_path / "m", retry=attempts(3), progress=False)
     assert (tmp_path / "m").read_bytes() == body
 
 
@@ -223,6 +230,27 @@ def test_cli_download_uses_rpv2_cache_env(server, tmp_path, monkeypatch):
 def test_cli_download_failure_exits_non_zero(server, tmp_path):
     assert rpv2(["models", "download", "--langs", "zz", "--no-lid", "--base-url", server.url,
                  "--cache-dir", str(tmp_path), "--no-progress", "--retries", "0"]) == 1
+
+
+def test_cli_retries_count_the_attempts_after_the_first(server, tmp_path):
+    server.errors["yy.sp.model"] = [503]
+    assert rpv2(["models", "download", "--langs", "yy", "--no-lid", "--base-url", server.url,
+                 "--cache-dir", str(tmp_path), "--no-progress", "--retries", "0"]) == 1
+    assert [path for path, _ in server.requests].count("yy.sp.model") == 1
+
+
+def test_cli_downloads_the_run_configs_languages_by_default(server, tmp_path):
+    # the default list is configs/default.yaml's languages, the ones `rpv2 run` keeps
+    languages = read_yaml(Path(__file__).resolve().parents[1] / "configs" / "default.yaml")["languages"]
+    rpv2(["models", "download", "--no-lid", "--base-url", server.url, "--cache-dir", str(tmp_path), "--no-progress"])
+    assert {path for path, _ in server.requests} == {f"{lang}.{ext}" for lang in languages for ext in ("sp.model", "arpa.bin")}
+
+
+@pytest.mark.parametrize("langs", ["all", "EN", "en;de"])
+def test_cli_download_needs_language_codes(tmp_path, langs, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        rpv2(["models", "download", "--langs", langs, "--no-lid", "--cache-dir", str(tmp_path)])
+    assert exit_info.value.code == 2 and "--langs" in capsys.readouterr().err
 
 
 # --- build-lm and calibrate on real text ---------------------------------------------------------

@@ -19,7 +19,6 @@ from pipeline.dataset.schema import (
     DOCUMENT_FIELDS,
     document_schema,
     line_spans,
-    minhash_column,
     minhash_columns,
     signal_columns,
 )
@@ -118,7 +117,7 @@ def test_writer_publishes_one_file_per_language_bucket_in_input_order(tmp_path):
     assert head.schema == schema
     assert head.column("url").to_pylist() == [f"https://example.com/{i}" for i in range(5)]
     assert head.column("rps_lines_num_words").to_pylist()[0] == [2.0, 5.0]
-    assert head.column(minhash_column(0.7)).to_pylist()[0] == [b"\x00\x01", b"\x02\x03"]
+    assert head.column("signature_sim0.7").to_pylist()[0] == [b"\x00\x01", b"\x02\x03"]
     # pyarrow.dataset reads the whole output with the hive partitions as columns
     dataset = ds.dataset(tmp_path / "documents", format="parquet", partitioning="hive")
     table = dataset.to_table(filter=ds.field("bucket") == "tail")

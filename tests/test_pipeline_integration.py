@@ -259,3 +259,16 @@ def test_in_process_and_two_process_runs_write_the_same_bytes(tmp_path, mirror, 
         outputs[name] = _output_digests(tmp_path / name)
     assert outputs["in_memory"] == outputs["two_processes"]
     assert len(outputs["in_memory"]) >= 9  # 3 languages x 3 buckets, over 3 shards
+
+
+def test_shards_are_grouped_for_line_dedup_as_cc_net_hash_in_mem():
+    from pipeline.transforms.run import hash_groups
+
+    paths = [f"crawl-data/f{i}.warc.wet.gz" for i in range(8)]  # 8 files, 8 shards: one file each
+    groups = hash_groups("/mirror", "CC-MAIN-2023-06", paths, 8, [5, 0, 2, 1], 2)
+    # every shard of a chosen shard's group is read (its line hashes), only the chosen ones are written
+    assert [[t.shard for t in g.tasks] for g in groups] == [[0, 1], [2, 3], [4, 5]]
+    assert [list(g.selected) for g in groups] == [[0, 1], [2], [5]]
+    assert groups[2].tasks[1].files == ("/mirror/crawl-data/f5.warc.wet.gz",)
+    single = hash_groups("/mirror", "CC-MAIN-2023-06", paths, 8, [5, 0, 2, 1], 1)
+    assert [[t.shard for t in g.tasks] for g in single] == [[0], [1], [2], [5]]

@@ -50,6 +50,17 @@ def test_backoff_is_exponential_capped_and_jittered_down():
     assert RetryPolicy(jitter=0.0, base_delay=0.5).delay(2) == 2.0
 
 
+def test_a_nonsense_policy_cannot_be_built():
+    from pipeline.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^retry\.jitter: "):
+        RetryPolicy(jitter=1.5)  # a negative delay
+    with pytest.raises(ConfigError, match=r"^retry\.max_attempts: "):
+        RetryPolicy(max_attempts=0)  # would give up before the first request
+    with pytest.raises(ConfigError, match=r"^retry\.timeout: "):
+        RetryPolicy(timeout=-1)
+
+
 def test_classification_of_failures():
     def http_error(status):
         resp = requests.Response()

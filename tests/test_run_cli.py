@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pyarrow.dataset as ds
+import pytest
 from pipeline_corpus import build_corpus_mirror
 
 from pipeline.cli import main as rpv2
@@ -145,3 +146,70 @@ def test_bad_shard_spec_and_missing_listing_are_clear_errors(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "cannot read listing" in err and "CC-MAIN-2023-06/wet.paths.gz" in err
     assert not (tmp_path / "out").exists()
+
+
+def _relative_files(root: Path, dataset: str) -> set[str]:
+    return {p.relative_to(root / dataset).as_posix() for p in (root / dataset).rglob("*.parquet")}
+
+
+def test_one_pipeline_runs_the_ccnet_stage_then_dedups_the_files_it_wrote(tmp_path, monkeypatch, capsys):
+    """The whole run is one composite: the embedded sample through the CCNet stage to Parquet, then exact
+    and fuzzy dedup of exactly the files that stage wrote, in a single Beam pipeline (rounds converge)."""
+    import apache_beam as beam
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.commands.run import sample_overrides
+    from pipeline.config import load_config
+    from pipeline.transforms.run import RunSetupError, run_pipeline
+
+    values = sample_overrides(str(tmp_path / "cache"))
+    out, state = tmp_path / "out", tmp_path / "state"
+    # another snapshot's file already in the output dir: a dedup that listed the directory would read it
+    stale = out / "documents" / "snapshot=2023-06" / "language=en" / "bucket=head" / "0000.parquet"
+    stale.parent.mkdir(parents=True)
+    pq.write_table(pa.table({"id": ["2023-06/0000/en_head.json.gz/0"], "id_int": pa.array([1], pa.uint64()),
+                             "digest": ["sha1:STALE"]}), stale)
+    runs = []
+    run = beam.Pipeline.run
+
+    def counting_run(pipeline, *args, **kwargs):
+        runs.append(pipeline)
+        return run(pipeline, *args, **kwargs)
+
+    monkeypatch.setattr(beam.Pipeline, "run", counting_run)
+    config = load_config(overrides={**values, "output": str(out), "signals": False,
+                                    "exact_dedup_state": str(state), "fuzzy_dedup": 0.8})
+    summary = run_pipeline(config, ["--direct_num_workers=1"], sample=True)
+    assert len(runs) == 1
+
+    docs = summary["documents"]
+    assert docs["read"] == docs["kept"] + docs["dropped"] and docs["kept"] > 0
+    assert summary["counters"]["documents_kept"] == docs["kept"]
+    written = _relative_files(out, "documents") - {stale.relative_to(out / "documents").as_posix()}
+    assert len(written) == summary["events"]["output_files"]
+    # exact dedup: every kept document flagged once, the sample's one exact copy found, state committed
+    exact = summary["exact_dedup"]
+    assert exact["documents"] == docs["kept"] and exact["duplicates"] == 1
+    assert _relative_files(out, "is_duplicate_exact") == written
+    assert ds.dataset(out / "is_duplicate_exact", format="parquet").count_rows() == docs["kept"]
+    assert json.loads((state / "MANIFEST.json").read_text())["snapshots"] == ["2024-10"]
+    # fuzzy dedup: the exact copy and the AMP near-copy, each clustered with its page, converged in-pipeline
+    fuzzy = summary["fuzzy_dedup"]
+    assert fuzzy["counters"]["documents"] == docs["kept"]
+    assert (fuzzy["clusters"], fuzzy["clustered"]) == (2, 4)
+    assert fuzzy["counters"]["cc_rounds_run"] == 4
+    assert _relative_files(out / "clusters_sim0.8", "documents") == written
+    assert not (out / "clusters_sim0.8" / "_work").exists()
+
+    # the same snapshot on the same state is refused before anything runs or is written
+    again = load_config(overrides={**values, "output": str(tmp_path / "again"), "exact_dedup_state": str(state)})
+    with pytest.raises(RunSetupError, match="already holds snapshot"):
+        run_pipeline(again, sample=True)
+    capsys.readouterr()
+    args = ["run", "--snapshot", values["snapshot"], "--base-url", values["base_url"], "--num-shards",
+            str(values["num_shards"]), "--output", str(tmp_path / "again"), "--exact-dedup-state", str(state)]
+    assert rpv2(args) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("rpv2 run: exact dedup: state") and "already holds snapshot(s) 2024-10" in line
+    assert len(runs) == 1 and not (tmp_path / "again").exists()

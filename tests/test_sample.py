@@ -288,10 +288,10 @@ def ccnet_output(prepared, tmp_path_factory):
     """The CCNet stage (the per-shard code `rpv2 run` runs in each worker) on every shard of the
     sample, with the calibrated cutoffs."""
     out = tmp_path_factory.mktemp("sample_output")
-    settings = StageSettings(
+    settings = StageSettings.create(
         output=str(out), min_len=prepared.min_len, languages=prepared.languages,
         lid_model=str(prepared.lid_model), models_dir=str(prepared.models_dir),
-        cutoffs=load_cutoffs(prepared.cutoffs), minhash=False, work_dir=str(out),
+        cutoffs=load_cutoffs(prepared.cutoffs), signals=False, minhash=False, work_dir=str(out),
     )
     processor = ShardProcessor(settings)
     stats = []

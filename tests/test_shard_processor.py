@@ -12,14 +12,8 @@ from pipeline_corpus import BOILERPLATE, SNAPSHOT, build_corpus_mirror
 from pipeline.dataset.files import read_documents_file
 from pipeline.dataset.ids import document_id_int
 from pipeline.io.uris import resolve
-from pipeline.shard.processor import (
-    DROP_EMPTY_AFTER_DEDUP,
-    DROP_LANGUAGE_NOT_KEPT,
-    DocumentSpool,
-    ShardProcessor,
-    ShardTask,
-    StageSettings,
-)
+from pipeline.shard.processor import ShardProcessor, ShardTask, StageSettings
+from pipeline.shard.spool import DocumentSpool
 from pipeline.shard.stats import AccountingError, ShardStats, build_summary, format_table, merge_stats
 from pipeline.sources.listing import read_listing, shard_paths
 
@@ -87,10 +81,8 @@ def _task(mirror: Path, shard: int, num_shards: int) -> ShardTask:
 @pytest.fixture(scope="module")
 def processed(mirror, tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
-    settings = StageSettings(output=str(out), min_len=300, languages=("en", "de", "fr"), minhash=True)
-    from pipeline.shard.processor import build_annotators
-
-    processor = ShardProcessor(settings, annotators=build_annotators(settings))
+    settings = StageSettings.create(output=str(out), min_len=300, languages=("en", "de", "fr"), minhash=True)
+    processor = ShardProcessor(settings)
     stats = processor.process(_task(mirror, 0, 1))
     return out, stats
 
@@ -101,8 +93,8 @@ def test_every_document_is_kept_or_dropped_for_one_reason(processed):
     assert stats.documents_read == stats.documents_kept + sum(stats.dropped.values())
     # the corpus has one too-short page and one boilerplate-only page per 12
     assert stats.dropped["too_short"] == 9
-    assert stats.dropped[DROP_EMPTY_AFTER_DEDUP] == 9
-    assert stats.dropped[DROP_LANGUAGE_NOT_KEPT] >= 1  # the Dutch pages
+    assert stats.dropped["empty_after_line_dedup"] == 9
+    assert stats.dropped["language_not_kept"] >= 1  # the Dutch pages
 
 
 def _read_output(out: Path):
@@ -155,7 +147,7 @@ def test_minhash_columns_are_rpv2_bands(processed):
 def test_a_missing_file_is_reported_and_the_shard_goes_on(mirror, tmp_path):
     task = _task(mirror, 0, 1)
     task = ShardTask(task.snapshot, task.shard, (task.files[0], resolve(str(mirror), "crawl-data/nope.warc.wet.gz")))
-    settings = StageSettings(output=str(tmp_path), minhash=False)
+    settings = StageSettings.create(output=str(tmp_path), minhash=False)
     stats = ShardProcessor(settings).process(task)
     assert stats.files == 2 and stats.files_failed == 1
     assert stats.documents_read == 36
@@ -168,7 +160,7 @@ def test_warc_input_real_commoncrawl_html_through_the_stage(tmp_path):
     from conftest import shared_path
 
     warc = shared_path("realdata", "warc", "resiliparse_CC-MAIN-2020-34_warcfile.warc.gz")
-    settings = StageSettings(output=str(tmp_path), input_format="warc", languages=None, min_len=100, minhash=False)
+    settings = StageSettings.create(output=str(tmp_path), input_format="warc", languages="all", min_len=100, minhash=False)
     stats = ShardProcessor(settings).process(ShardTask("CC-MAIN-2020-34", 0, (str(warc),)))
     assert stats.documents_read == 16
     stats.check_accounting()
@@ -180,13 +172,13 @@ def test_warc_input_real_commoncrawl_html_through_the_stage(tmp_path):
 
 def test_a_shard_without_files_is_valid_and_writes_nothing(tmp_path):
     # More shards than files (CCNet's split): some shards are empty.
-    stats = ShardProcessor(StageSettings(output=str(tmp_path))).process(ShardTask(SNAPSHOT, 42, ()))
+    stats = ShardProcessor(StageSettings.create(output=str(tmp_path))).process(ShardTask(SNAPSHOT, 42, ()))
     assert (stats.shards, stats.files, stats.documents_read, stats.documents_kept) == (1, 0, 0, 0)
     assert not list(tmp_path.rglob("*.parquet"))
 
 
 def test_an_annotator_failing_on_one_page_keeps_it_with_null_columns_and_reports_it(mirror, tmp_path):
-    from pipeline.shard.processor import MinHashAnnotator
+    from pipeline.shard.annotators import MinHashAnnotator
 
     class MinHashFailingOnGermanPages(MinHashAnnotator):
         def annotate(self, record, view):
@@ -194,8 +186,8 @@ def test_an_annotator_failing_on_one_page_keeps_it_with_null_columns_and_reports
                 raise ValueError("odd page")
             return super().annotate(record, view)
 
-    settings = StageSettings(output=str(tmp_path), languages=("en", "de"))
-    stats = ShardProcessor(settings, annotators=[MinHashFailingOnGermanPages()]).process(_task(mirror, 0, 1))
+    settings = StageSettings.create(output=str(tmp_path), languages=("en", "de"), signals=False)
+    stats = ShardProcessor(settings, steps={"minhash": MinHashFailingOnGermanPages()}).process(_task(mirror, 0, 1))
     german = stats.kept_by_language_bucket["de/all"]
     assert german > 0
     assert stats.events["annotator_failed_MinHashFailingOnGermanPages"] == german

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from conftest import shared_path
 from warcio.archiveiterator import ArchiveIterator
 
@@ -12,6 +13,8 @@ from pipeline.sources.read_report import ReadReport
 from pipeline.sources.warc import iter_warc_documents, parse_http_response
 from pipeline.sources.warc_records import block_digest, wet_block
 from pipeline.sources.wet import ccnet_lines, iter_wet_documents
+
+MIN_LEN = 300  # CCNet's min_len, as test input (the readers have no default)
 
 WARC_2020 = "resiliparse_CC-MAIN-2020-34_warcfile.warc.gz"
 WARC_2014 = "CC-MAIN-20140820021334-00006-ip-10-180-136-8.ec2.internal.warc"
@@ -73,11 +76,16 @@ def test_real_2014_warc_uncompressed_with_a_non_html_response():
     assert report.dropped == Counter({"not_html": 1}) and report.read == 4 and report.is_balanced()
 
 
+def test_min_len_has_no_default_in_the_reader():
+    with pytest.raises(TypeError, match="min_len"):
+        iter_warc_documents(warc(WARC_2020))
+
+
 def test_same_page_from_warc_and_from_wet():
     """CommonCrawl's own WET extraction and ours of the same page agree on url, date and title, and
     share most words (resiliparse adds list bullets and splits blocks differently)."""
-    (from_wet,) = iter_wet_documents(str(shared_path("realdata", "wet", "whirlwind.warc.wet.gz")))
-    (from_warc,) = iter_warc_documents(warc("whirlwind.warc.gz"))
+    (from_wet,) = iter_wet_documents(str(shared_path("realdata", "wet", "whirlwind.warc.wet.gz")), min_len=MIN_LEN)
+    (from_warc,) = iter_warc_documents(warc("whirlwind.warc.gz"), min_len=MIN_LEN)
     assert from_warc["url"] == from_wet["url"] == "https://an.wikipedia.org/wiki/Escopete"
     assert from_warc["title"] == from_wet["title"]
     assert from_warc["date_download"] == from_wet["date_download"]
@@ -123,7 +131,7 @@ def test_status_and_type_filters_are_counted(tmp_path):
     path = tmp_path / "x.warc.gz"
     path.write_bytes(data)
     report = ReadReport()
-    docs = list(iter_warc_documents(str(path), report=report))
+    docs = list(iter_warc_documents(str(path), min_len=MIN_LEN, report=report))
     assert [d["url"] for d in docs] == ["https://a.org/ok"]
     assert docs[0]["title"] == "T" and ccnet_lines(docs[0]["raw_content"])[0].startswith("Real paragraph")
     assert report.dropped == Counter({"http_status": 1, "not_html": 1, "too_short": 1})

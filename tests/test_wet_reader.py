@@ -18,6 +18,7 @@ from pipeline.sources.read_report import ReadReport
 from pipeline.sources.warc_records import block_digest, wet_block
 from pipeline.sources.wet import ccnet_lines, iter_wet_documents
 
+MIN_LEN = 300  # CCNet's min_len, as test input (the readers have no default)
 CCNET_FIELDS = {
     "url",
     "date_download",
@@ -56,7 +57,7 @@ def sha1_b32(data: bytes) -> str:
 @pytest.mark.parametrize("name, n_docs", [(WET_2024, 1), (WET_2014, 3)])
 def test_real_wet_record_counts_urls_and_digests(name, n_docs):
     report = ReadReport()
-    docs = list(iter_wet_documents(wet(name), report=report))
+    docs = list(iter_wet_documents(wet(name), min_len=MIN_LEN, report=report))
     blocks = conversion_blocks(wet(name))
     assert len(docs) == len(blocks) == n_docs
     assert report.to_dict() | {"failures": []} == report.to_dict()  # no problem listed
@@ -76,7 +77,7 @@ def test_real_wet_record_counts_urls_and_digests(name, n_docs):
 
 
 def test_real_2024_wet_fields():
-    (doc,) = iter_wet_documents(wet(WET_2024), include_language_hint=True)
+    (doc,) = iter_wet_documents(wet(WET_2024), min_len=MIN_LEN, include_language_hint=True)
     assert doc["url"] == "https://an.wikipedia.org/wiki/Escopete"
     assert doc["source_domain"] == "an.wikipedia.org"
     assert doc["title"] == "Escopete - Biquipedia, a enciclopedia libre"
@@ -87,7 +88,7 @@ def test_real_2024_wet_fields():
 
 
 def test_real_2014_wet_without_language_header():
-    docs = list(iter_wet_documents(wet(WET_2014), include_language_hint=True))
+    docs = list(iter_wet_documents(wet(WET_2014), min_len=MIN_LEN, include_language_hint=True))
     assert [d["url"] for d in docs] == [
         "http://0pointer.de/photos/?gallery=Australia&photo=496",
         "http://0pointer.de/photos/?gallery=Thailand%202011-01&photo=726&show_thumbs=yes&exif_style=",
@@ -117,6 +118,12 @@ def test_ccnet_sample_with_inconsistent_lengths_is_recovered_and_counted():
     assert docs[2]["title"] == "Цитаты знаменитого Марка Твена"
     assert report.repaired["content_length_mismatch"] == 3
     assert report.is_balanced() and report.kept == 3
+
+
+def test_min_len_has_no_default_in_the_reader():
+    # the run config (configs/default.yaml) is the one home of the default; a reader call must pass it
+    with pytest.raises(TypeError, match="min_len"):
+        iter_wet_documents(wet(WET_2024))
 
 
 def test_min_len_drops_short_documents_and_counts_them():

@@ -25,9 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULT_THRESHOLD = 0.5
-DEFAULT_LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "es", "it")
-ALL_LANGUAGES = "all"
+from pipeline.config import ALL_LANGUAGES
+
 UNKNOWN_LANGUAGE = "unknown"  # no prediction (empty text); never a fastText label
 _LABEL_PREFIX = "__label__"
 
@@ -131,45 +130,46 @@ class LanguageIdentifier:
         return lang, round_score(prob)
 
 
-def parse_languages(spec: str | Collection[str] | None) -> frozenset[str] | str:
-    """``"en,de"`` / ``["en", "de"]`` -> frozenset; ``"all"`` -> "all"; None -> the default five."""
-    if spec is None:
-        return frozenset(DEFAULT_LANGUAGES)
-    if isinstance(spec, str):
-        if spec.strip().lower() == ALL_LANGUAGES:
-            return ALL_LANGUAGES
-        spec = spec.split(",")
-    langs = [s.strip() for s in spec if s.strip()]
-    if any(s.lower() == ALL_LANGUAGES for s in langs):
-        return ALL_LANGUAGES
-    return frozenset(langs)
+# cc_net's two LID drops, as the run summary names them
+DROP_LOW_SCORE = "language_score_below_threshold"
+DROP_NOT_KEPT = "language_not_kept"
+
+
+def below_threshold(lang: str, score: float, threshold: float) -> bool:
+    """cc_net's ``Classifier`` with ``threshold``: a (rounded) score below it, or no prediction at all
+    (empty text), drops the document."""
+    return score < threshold or lang == UNKNOWN_LANGUAGE
+
+
+def not_kept(lang: str, languages: Collection[str] | None) -> bool:
+    """cc_net's ``keep_lang``: only the listed languages go on. ``languages`` is
+    :func:`pipeline.config.parse_languages`'s result, a collection of codes or None for every language
+    (a frozenset is the fastest to test); the string ``"all"`` is read as None for callers that carry it."""
+    if languages is None:
+        return False
+    if isinstance(languages, str):  # "en,de" would match by substring: parse it first
+        if languages == ALL_LANGUAGES:
+            return False
+        raise TypeError(f"languages: a collection of codes or None, got {languages!r} (see parse_languages)")
+    return lang not in languages
 
 
 def language_drop_reason(
     lang: str,
     score: float,
-    threshold: float = DEFAULT_THRESHOLD,
-    languages: str | Collection[str] | None = DEFAULT_LANGUAGES,
+    threshold: float,
+    languages: Collection[str] | None,
 ) -> str | None:
-    """Why cc_net would drop a document with this LID result, or None when it is kept.
-
-    cc_net drops a document whose (rounded) score is below the threshold (``Classifier`` with
-    ``threshold``), then keeps only the listed languages (``keep_lang``); ``"all"`` keeps every
-    language. Reasons: "language_score_below_threshold", "language_not_kept".
-    """
-    if score < threshold or lang == UNKNOWN_LANGUAGE:
-        return "language_score_below_threshold"
-    allowed = languages if isinstance(languages, frozenset) else parse_languages(languages)
-    if allowed != ALL_LANGUAGES and lang not in allowed:
-        return "language_not_kept"
+    """Why cc_net would drop a document with this LID result (:data:`DROP_LOW_SCORE`, then
+    :data:`DROP_NOT_KEPT`), or None when it is kept. ``threshold`` and ``languages`` come from the run
+    config (no defaults here: configs/default.yaml holds them)."""
+    if below_threshold(lang, score, threshold):
+        return DROP_LOW_SCORE
+    if not_kept(lang, languages):
+        return DROP_NOT_KEPT
     return None
 
 
-def keep_language(
-    lang: str,
-    score: float,
-    threshold: float = DEFAULT_THRESHOLD,
-    languages: str | Collection[str] | None = DEFAULT_LANGUAGES,
-) -> bool:
+def keep_language(lang: str, score: float, threshold: float, languages: Collection[str] | None) -> bool:
     """True when cc_net keeps the document (see ``language_drop_reason`` for the reason otherwise)."""
     return language_drop_reason(lang, score, threshold, languages) is None

@@ -1,21 +1,41 @@
-"""CCNet's line-level dedup within a shard, with hashes held in numpy arrays.
+"""CCNet's line-level dedup over a shard (or a group of shards), with hashes held in numpy arrays.
 
-Reproduces facebookresearch/cc_net ``dedup.py`` as run by ``mine.py`` (``deduplicate_two_pass``):
+Reproduces facebookresearch/cc_net ``dedup.py`` as ``mine.py`` runs it (checked against cc_net's code,
+commit bda555b):
 
-1. pass 1: every line of every document of the shard (``raw_content.split("\\n")``) is normalized with
+1. hashing: every line of a document (``raw_content.split("\\n")``) is normalized with
    ``normalize_for_dedup`` and hashed: sha1 of the UTF-8 bytes, first 8 bytes read as a little-endian
-   uint64 (cc_net's ``compute_hashes`` / ``_b2i``);
-2. pass 2: a line whose hash occurs two or more times in the shard is removed, *every* occurrence of it
-   (not "keep the first"), and the document keeps ``line_ids`` (indices of the kept lines in the
-   original document), ``nlines`` and ``length`` of what is left (cc_net's ``finalize_doc``).
+   uint64 (``compute_hashes`` / ``_b2i``);
+2. pass 1 (``mine.hashes`` -> ``_hashes_shard`` -> ``HashesCollector``): every document of a shard
+   adds its line hashes to a ``FlatHashSet`` as *one batch*. ``AbstractDedupHashSet.add`` looks the
+   whole batch up before writing it, so a hash is marked duplicate only when an *earlier document*
+   already had it: a line repeated inside one document is not a duplicate; a line found in two or
+   more documents is. Each shard's set is dumped to its own file;
+3. grouping (``mine.mine``): the shards' hash files are cut into consecutive groups of
+   ``hash_in_mem`` shards (``jsonql.grouper``, cc_net's default 50) and each shard is deduplicated
+   against the set of *its group*: ``DuplicatesRemover`` loads the group's files into one
+   ``FlatHashSet``, and loading a second file marks as duplicate every hash already present
+   (``load_np`` -> ``merge``: ``contains | values``). So "duplicate" means "in two or more documents
+   of the group". ``hash_group`` gives the grouping; our default is a group of one shard;
+4. pass 2 (``DuplicatesRemover.do`` then ``finalize_doc``): the duplicate lines of a document are
+   removed (their hash zeroed), then ``finalize_doc`` keeps the *first* occurrence of every remaining
+   hash in the document and drops the later ones; the document keeps ``line_ids`` (indices of the
+   kept lines in the original document, or its earlier ``line_ids``), ``nlines`` and ``length`` of
+   what is left, and gains ``original_nlines`` / ``original_length``. A document with empty content,
+   or left with no line, is dropped.
 
-Lines that normalize to the empty string (blank lines, whitespace, lone punctuation) all share one
-hash; in any real shard that hash is seen thousands of times, so cc_net removes them. We remove them
-unconditionally, so that a tiny shard behaves like a real one and the result does not depend on shard
-size.
+``dedup.deduplicate_two_pass`` (a file-level helper whose docstring says "this is what is done in
+mine.py") is the same rule for one file; mine.py itself calls ``HashesCollector`` and
+``DuplicatesRemover`` directly, with the groups above.
+
+Our one deviation: lines that normalize to the empty string (blank lines, whitespace, lone
+punctuation) are removed unconditionally. cc_net treats their hash like any other: removed when two
+documents of the group have such a line (in any real shard, thousands do), otherwise the first one of
+the document is kept. Removing them always makes a tiny shard behave like a real one, so the result
+does not depend on shard size.
 
 Memory: cc_net keeps a flat hash set; we keep hashes as uint64 numpy chunks, periodically compacted
-into two sorted arrays (hashes seen once, hashes seen at least twice), so memory is 8 bytes per
+into two sorted arrays (hashes in one document, hashes in two or more), so memory is 8 bytes per
 distinct line plus a bounded buffer, and repeated boilerplate costs nothing extra.
 """
 
@@ -95,38 +115,47 @@ class DuplicateLineSet:
 
 
 class ShardLineHashes:
-    """Pass 1 of the line dedup: the multiset of line hashes of one shard, reduced to once/twice+.
+    """Pass 1 of the line dedup: in how many documents each line hash occurs, reduced to one/two+.
 
-    ``add(raw_content)`` per document, then ``duplicates()``. Shards hashed in pieces (e.g. per WET
-    file on different workers) combine with ``merge``; the result does not depend on the order.
+    ``add(raw_content)`` per document, then ``duplicates()``. A document counts once per distinct
+    line hash, whatever the number of copies it holds (cc_net's ``HashesCollector`` adds a document's
+    hashes as one batch), so "duplicate" means "in two or more documents".
+
+    One instance may hold one shard or a *group* of shards (cc_net's ``hash_in_mem``, see
+    ``hash_group``): add the documents of every shard of the group, or ``merge`` the instances of
+    pieces of it (e.g. per WET file, or per shard, on different workers), then deduplicate every
+    shard of the group against the one ``duplicates()``. The result does not depend on the order.
     """
 
     def __init__(self, buffer_size: int = 1 << 22):
         self.buffer_size = buffer_size  # hashes buffered before a compaction (4M = 32 MB)
         self._pending: list[np.ndarray] = []
         self._pending_count = 0
-        self._once = np.empty(0, dtype=HASH_DTYPE)  # sorted hashes seen exactly once
-        self._dups = np.empty(0, dtype=HASH_DTYPE)  # sorted hashes seen two or more times
+        self._once = np.empty(0, dtype=HASH_DTYPE)  # sorted hashes found in exactly one document
+        self._dups = np.empty(0, dtype=HASH_DTYPE)  # sorted hashes found in two or more documents
         self.n_lines = 0
         self.n_docs = 0
 
     def add(self, raw_content: str | None) -> np.ndarray:
-        """Add every line of one document; returns that document's line hashes."""
+        """Add every line of one document; returns that document's line hashes (all of them, in order)."""
         hashes = line_hashes(raw_content or "")
         self.n_docs += 1
         self.add_hashes(hashes)
         return hashes
 
     def add_hashes(self, hashes: np.ndarray) -> None:
+        """Add the line hashes of ONE document as one batch: its repeated lines count once."""
         hashes = np.asarray(hashes, dtype=HASH_DTYPE)
-        self._pending.append(hashes)
-        self._pending_count += hashes.size
+        distinct = np.unique(hashes)
+        self._pending.append(distinct)
+        self._pending_count += distinct.size
         self.n_lines += hashes.size
         if self._pending_count >= self.buffer_size:
             self._compact()
 
     def merge(self, other: ShardLineHashes) -> ShardLineHashes:
-        """Fold another partial count of the same shard into this one (in place; returns self)."""
+        """Fold in the count of other documents (another piece of the shard, or another shard of the
+        group; never the same documents twice). In place; returns self."""
         other._compact()
         self._pending.extend([other._once, other._dups, other._dups])  # twice: stays a duplicate
         self._pending_count += other._once.size + 2 * other._dups.size
@@ -148,7 +177,7 @@ class ShardLineHashes:
         self._pending_count = 0
 
     def duplicates(self) -> DuplicateLineSet:
-        """The hashes to remove: seen two or more times in the shard, plus the empty line's."""
+        """The hashes to remove: found in two or more documents, plus the empty line's (our deviation)."""
         self._compact()
         return DuplicateLineSet(np.union1d(self._dups, np.array([EMPTY_LINE_HASH], dtype=HASH_DTYPE)))
 
@@ -169,10 +198,21 @@ class ShardLineHashes:
         self.__dict__.update(state)
 
 
+def first_occurrences(hashes: np.ndarray) -> np.ndarray:
+    """Boolean mask of the first occurrence of every hash (cc_net's ``finalize_doc`` ``seen`` set)."""
+    first = np.zeros(hashes.shape, dtype=bool)
+    first[np.unique(hashes, return_index=True)[1]] = True  # return_index: index of the first occurrence
+    return first
+
+
 def dedup_document(
     doc: Mapping[str, Any], dups: DuplicateLineSet, hashes: np.ndarray | None = None
 ) -> dict[str, Any]:
-    """Pass 2 for one document: drop its duplicated and empty lines (cc_net's ``finalize_doc``).
+    """Pass 2 for one document (cc_net's ``DuplicatesRemover.do`` + ``finalize_doc``).
+
+    Drops the lines whose hash is in ``dups`` (found in two or more documents of the shard or group,
+    and the empty line's), and every later copy of a line already found earlier in this document
+    (the first copy stays, as cc_net).
 
     Returns a new dict with ``raw_content`` rebuilt from the kept lines (joined by "\\n"), ``nlines``,
     ``length`` (characters) and ``line_ids`` (indices of the kept lines in the original document, or
@@ -181,7 +221,7 @@ def dedup_document(
     with no line (``nlines == 0``) is for the caller to drop ("empty_after_dedup").
 
     ``hashes``: the document's line hashes from pass 1 (``ShardLineHashes.add``), so that a shard's
-    lines are hashed once, not twice.
+    lines are hashed once, not twice; one per line, else ``ValueError``.
     """
     out = dict(doc)
     content = doc.get("raw_content")
@@ -191,7 +231,10 @@ def dedup_document(
     out.setdefault("original_nlines", doc.get("nlines", len(lines)))
     out.setdefault("original_length", doc.get("length", len(content)))
 
-    keep = ~dups.contains(line_hashes(content) if hashes is None else hashes)
+    hashes = line_hashes(content) if hashes is None else np.asarray(hashes, dtype=HASH_DTYPE)
+    if hashes.size != len(lines):
+        raise ValueError(f"{hashes.size} line hashes for a document of {len(lines)} lines")
+    keep = ~dups.contains(hashes) & first_occurrences(hashes)
     if not keep.any():
         kept_ids: list[int] = []
         kept_lines: list[str] = []
@@ -208,6 +251,26 @@ def dedup_document(
     return out
 
 
+def hash_group(shard: int, num_shards: int, hash_in_mem: int) -> range:
+    """The shards whose line hashes ``shard`` is deduplicated against (cc_net's ``hash_in_mem``).
+
+    cc_net's ``mine.mine`` cuts the shards 0..num_shards-1 into consecutive groups of ``hash_in_mem``
+    (``jsonql.grouper``; the last group may be shorter) and gives shard ``s`` the group
+    ``s // hash_in_mem``. With the default 1 every shard is its own group.
+    """
+    if hash_in_mem < 1:
+        raise ValueError(f"hash_in_mem must be >= 1, got {hash_in_mem}")
+    if not 0 <= shard < num_shards:
+        raise ValueError(f"shard {shard} is not in 0..{num_shards - 1}")
+    start = shard // hash_in_mem * hash_in_mem
+    return range(start, min(start + hash_in_mem, num_shards))
+
+
+def _text(doc: Mapping[str, Any]) -> str:
+    content = doc.get("raw_content")
+    return content if isinstance(content, str) else ""
+
+
 def dedup_shard(docs: Iterable[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], DuplicateLineSet]:
     """Both passes over an in-memory shard (for tests, the sample and single-machine use).
 
@@ -215,9 +278,30 @@ def dedup_shard(docs: Iterable[Mapping[str, Any]]) -> tuple[list[dict[str, Any]]
     """
     docs = list(docs)
     counter = ShardLineHashes()
-    for doc in docs:
-        content = doc.get("raw_content")
-        counter.add(content if isinstance(content, str) else "")
+    pass_one = [counter.add(_text(doc)) for doc in docs]
     dups = counter.duplicates()
-    kept = [d for d in (dedup_document(doc, dups) for doc in docs) if d["nlines"] > 0]
+    kept = [d for d in map(dedup_document, docs, [dups] * len(docs), pass_one) if d["nlines"] > 0]
     return kept, dups
+
+
+def dedup_shards(
+    shards: Iterable[Iterable[Mapping[str, Any]]], hash_in_mem: int
+) -> list[list[dict[str, Any]]]:
+    """Both passes over in-memory shards 0..n-1, each deduplicated against its ``hash_group``.
+
+    Returns, per shard, its deduplicated documents that still have lines, in input order. With
+    ``hash_in_mem=1`` this is ``dedup_shard`` on every shard.
+    """
+    shards = [list(docs) for docs in shards]
+    out: list[list[dict[str, Any]]] = [[] for _ in shards]
+    for shard in range(len(shards)):
+        group = hash_group(shard, len(shards), hash_in_mem)
+        if shard != group.start:
+            continue  # done with its group
+        counter = ShardLineHashes()
+        pass_one = {s: [counter.add(_text(doc)) for doc in shards[s]] for s in group}
+        dups = counter.duplicates()
+        for s in group:
+            documents = map(dedup_document, shards[s], [dups] * len(shards[s]), pass_one[s])
+            out[s] = [d for d in documents if d["nlines"] > 0]
+    return out

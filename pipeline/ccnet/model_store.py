@@ -20,11 +20,9 @@ import io
 import json
 import logging
 import os
-import random
 import shutil
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator, Sequence
@@ -32,6 +30,7 @@ from pathlib import Path
 
 from pipeline.ccnet.buckets import compute_cutoffs, write_cutoffs
 from pipeline.ccnet.text_normalization import normalize
+from pipeline.io.remote import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +49,6 @@ _FALLBACK_CONFIG: dict = {
     "ccnet_lm": {
         "base_url": "http://dl.fbaipublicfiles.com/cc_net/lm/",
         "files": ["{lang}.sp.model", "{lang}.arpa.bin"],
-        "default_langs": ["en", "de", "fr", "es", "it"],
         "sha256": {},
     },
 }
@@ -195,12 +193,13 @@ def download_file(
     dest: str | os.PathLike[str],
     expected_sha256: str | None = None,
     expected_size: int | None = None,
-    retries: int = 3,
-    timeout: float = 60.0,
+    retry: RetryPolicy | None = None,
     progress: bool = True,
-    backoff: float = 1.0,
 ) -> DownloadResult:
     """Download ``url`` to ``dest`` with resume, size and checksum verification.
+
+    ``retry`` (default: the run config's, configs/default.yaml ``retry:``) gives the attempts per call,
+    the backoff between them and the socket timeout: the same policy as CommonCrawl reads.
 
     An existing ``dest`` that verifies (expected sha256, else its ``.sha256`` sidecar) is kept as is.
     The body goes to ``dest.part``; an interrupted transfer (connection reset, truncated body, a
@@ -224,9 +223,10 @@ def download_file(
     resumed_any = part.exists() and part.stat().st_size > 0
     last_error: Exception | None = None
     total: int | None = None
-    for attempt in range(retries + 1):
+    retry = retry or RetryPolicy()
+    for attempt in range(retry.max_attempts):
         try:
-            total, resumed = _fetch_into_part(url, part, timeout, progress, dest.name)
+            total, resumed = _fetch_into_part(url, part, retry.timeout, progress, dest.name)
             resumed_any = resumed_any or resumed
             size = part.stat().st_size
             if total is not None and size < total:
@@ -238,13 +238,13 @@ def download_file(
             last_error = exc
         except (OSError, http.client.HTTPException, DownloadError) as exc:  # resets, timeouts, truncation
             last_error = exc
-        if attempt < retries:
-            delay = backoff * (2**attempt) * (1 + random.random())
+        if attempt + 1 < retry.max_attempts:
+            delay = retry.delay(attempt)
             log.warning("download of %s interrupted (%s); resuming in %.1fs", url, last_error, delay)
-            time.sleep(delay)
+            retry.sleep(delay)
     else:
         raise DownloadError(
-            f"{url}: failed after {retries + 1} attempts ({last_error}); "
+            f"{url}: failed after {retry.max_attempts} attempts ({last_error}); "
             f"{part} is kept and the next run resumes it"
         ) from last_error
 
@@ -305,8 +305,7 @@ def download_models(
     base_url: str | None = None,
     include_lid: bool = True,
     progress: bool = True,
-    retries: int = 3,
-    timeout: float = 60.0,
+    retry: RetryPolicy | None = None,
 ) -> tuple[list[DownloadResult], list[tuple[ModelFile, str]]]:
     """Download every planned file; returns (results, failures as (file, message)).
 
@@ -317,7 +316,7 @@ def download_models(
     for item in planned_downloads(langs, cache_dir, base_url, include_lid):
         try:
             results.append(
-                download_file(item.url, item.dest, item.sha256, item.size, retries, timeout, progress)
+                download_file(item.url, item.dest, item.sha256, item.size, retry=retry, progress=progress)
             )
         except DownloadError as exc:
             failures.append((item, str(exc)))

@@ -20,7 +20,6 @@ LDNOOBW_URL = "https://raw.githubusercontent.com/LDNOOBW/List-of-Dirty-Naughty-O
 UT1_URL = "http://dsi.ut-capitole.fr/blacklists/download/blacklists.tar.gz"
 STOPWORDS_URL = "https://raw.githubusercontent.com/6/stopwords-json/master/dist"
 STEPS = ("bad_words", "ut1", "stop_words", "classifiers", "dsir")
-DEFAULT_LANGS = ("en", "de", "fr", "es", "it")
 
 log = logging.getLogger("rpv2.artifacts")
 
@@ -29,7 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="artifacts_command", metavar="ACTION", required=True)
     build = sub.add_parser("build", help=HELP, description=HELP)
     build.add_argument("--output", required=True, help="artifacts dir to write (RPv2 layout)")
-    build.add_argument("--langs", nargs="+", default=list(DEFAULT_LANGS), help="languages (default: %(default)s)")
+    from pipeline.config import default_value
+
+    build.add_argument("--langs", nargs="+", default=list(default_value("languages") or ()),
+                       help="languages (default: configs/default.yaml's languages, %(default)s)")
     build.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS), help="steps to run (default: all)")
     build.add_argument("--ldnoobw", default=LDNOOBW_URL, help="dir or URL prefix holding LDNOOBW <lang> files")
     build.add_argument("--ut1", default=UT1_URL, help="UT1 blacklists.tar.gz (URL or path) or extracted dir")

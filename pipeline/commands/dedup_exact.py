@@ -17,14 +17,10 @@ import argparse
 
 HELP = "exact dedup across snapshots with partitioned sha1 Bloom filters (RPv2's digest key)"
 
-DEFAULT_PARTITIONS = 64
-DEFAULT_ERROR_RATE = 0.01
-# without --expected-count, a new state is sized for this many times the documents of the first run,
-# leaving room for later snapshots; pass --expected-count for a crawl-scale state.
-DEFAULT_GROWTH = 4
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from dedup.exact import DEFAULT_ERROR_RATE, DEFAULT_GROWTH, DEFAULT_PARTITIONS
+
     parser.add_argument("inputs", nargs="+", metavar="IN", help="pipeline output dir(s) or documents dir(s)")
     parser.add_argument("--state", default=None, help="state dir (any URI) holding the Bloom partitions")
     parser.add_argument("--output", default=None, help="where duplicates_exact/ goes (default: first IN)")
@@ -35,9 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--partitions", type=int, default=DEFAULT_PARTITIONS,
                         help=f"number of key partitions for a new state (default {DEFAULT_PARTITIONS})")
     parser.add_argument("--expected-count", type=int, default=None,
-                        help="distinct keys a new state is sized for (default: 4x this run's documents)")
+                        help=f"distinct keys a new state is sized for (default: {DEFAULT_GROWTH}x this run's "
+                        "documents)")
     parser.add_argument("--error-rate", type=float, default=DEFAULT_ERROR_RATE,
-                        help="Bloom false-positive rate for a new state (default 0.01, as RPv2)")
+                        help=f"Bloom false-positive rate for a new state (default {DEFAULT_ERROR_RATE}, as RPv2)")
     parser.add_argument("--engine", choices=("beam", "local"), default="beam",
                         help="beam: the Beam pipeline (default); local: the same logic in one process")
     parser.add_argument("--runner", default="DirectRunner", help="Beam runner (engine beam)")
@@ -83,7 +80,8 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-def _print_summary(summary: dict, out: str) -> None:
+def print_summary(summary: dict, out: str) -> None:
+    """The exact-dedup table (also printed at the end of ``rpv2 run --exact-dedup-state``)."""
     print(f"exact dedup ({summary.get('key_mode')} key, {summary.get('num_partitions')} partitions, "
           f"p={summary.get('error_rate')}):")
     print(f"  {'snapshot':<16}{'documents':>12}{'duplicates':>12}{'dup %':>8}")
@@ -108,7 +106,7 @@ def run(args: argparse.Namespace) -> dict:
     """Run exact dedup as the command line describes; returns the summary (also printed)."""
     import logging
 
-    from dedup.exact import ExactDedupState
+    from dedup.exact import DEFAULT_GROWTH, ExactDedupState, refuse_seen_snapshots
     from pipeline.dataset.layout import document_files
     from pipeline.transforms.exact_dedup import run_exact_dedup_beam
 
@@ -118,12 +116,8 @@ def run(args: argparse.Namespace) -> dict:
     out = args.output or args.inputs[0]
     expected = args.expected_count or DEFAULT_GROWTH * max(_count_rows(files), 1)
     state = ExactDedupState.open_or_create(args.state, args.partitions, expected, args.error_rate, args.exact_key)
-    seen = state.already_seen(_input_snapshots(files))
-    if seen and not args.allow_seen_snapshots:
-        raise ValueError(
-            f"state {args.state} already holds snapshot(s) {', '.join(seen)}: rerunning them would flag every "
-            "document; use a fresh --state (or --allow-seen-snapshots)"
-        )
+    if not args.allow_seen_snapshots:
+        refuse_seen_snapshots(state, _input_snapshots(files), "use a fresh --state (or --allow-seen-snapshots)")
     logging.getLogger(__name__).info(
         "exact dedup: %d files, %d partitions x capacity %d, p=%s", len(files), state.num_partitions,
         state.capacity_per_partition, state.error_rate,
@@ -133,19 +127,23 @@ def run(args: argparse.Namespace) -> dict:
     else:
         beam_args = [f"--runner={args.runner}", *args.beam_option, *getattr(args, "beam_args", [])]
         summary = run_exact_dedup_beam(files, state, out, beam_args)
-    _print_summary(summary, out)
+    print_summary(summary, out)
     return summary
 
 
 def _run_local(files: list[str], state, out: str) -> dict:
     """The pure-Python core (dedup/exact.py) in one process, writing the same outputs as Beam."""
-    import json
-
     from apache_beam.io.filesystems import FileSystems
 
-    from dedup.exact import DUPLICATES_DATASET, run_exact_dedup, write_outputs
-    from pipeline.io.publish import publish_bytes
-    from pipeline.transforms.exact_dedup import SUMMARY_NAME, merge_counts, read_exact_columns, summarize
+    from dedup.exact import (
+        merge_counts,
+        read_exact_columns,
+        run_exact_dedup,
+        summarize,
+        with_state,
+        write_outputs,
+        write_summary,
+    )
 
     records, bad_files = [], 0
     for path in files:
@@ -158,10 +156,7 @@ def _run_local(files: list[str], state, out: str) -> dict:
     flags, stats, counts = run_exact_dedup(records, state)  # commits the state
     per_snapshot = merge_counts(write_outputs(out, flags))
     summary = summarize([{"partition": s["partition"], "stats": s} for s in stats], per_snapshot, state)
-    summary["state_generation"] = state.generation
-    summary["state_snapshots"] = state.snapshots
-    publish_bytes(json.dumps(summary, indent=1, sort_keys=True).encode("utf-8"),
-                  f"{out.rstrip('/')}/{DUPLICATES_DATASET}/{SUMMARY_NAME}")
+    write_summary(with_state(summary, state), out)
     summary["counters"] = {f"bad_record_{k}": v for k, v in counts.bad_reasons.items()}
     if bad_files:
         summary["counters"]["bad_files"] = bad_files

@@ -24,8 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="beam",
         help="beam: distributed large-star/small-star on any Beam runner; local: numpy + scipy in memory",
     )
-    parser.add_argument("--rounds-per-pass", type=int, default=4, help="beam: star rounds per pipeline (default 4)")
-    parser.add_argument("--max-rounds", type=int, default=64, help="beam: give up after this many rounds (default 64)")
+    # defaults: pipeline.transforms.fuzzy_dedup's (not imported here: `rpv2 --help` must not load Beam)
+    parser.add_argument("--rounds-per-pass", type=int, default=None,
+                        help="beam: star rounds per pipeline (default 4, as rpv2 run)")
+    parser.add_argument("--max-rounds", type=int, default=None,
+                        help="beam: give up after this many rounds (default 64)")
     parser.add_argument(
         "--beam-options",
         default="",
@@ -49,10 +52,9 @@ def main(args: argparse.Namespace) -> int:
         if args.engine == "local":
             counters = run_local(args.input, out_dir, threshold)
         else:
-            counters = run_beam(
-                args.input, out_dir, threshold, beam_args, rounds_per_pass=args.rounds_per_pass,
-                max_rounds=args.max_rounds,
-            )
+            rounds = {"rounds_per_pass": args.rounds_per_pass, "max_rounds": args.max_rounds}
+            counters = run_beam(args.input, out_dir, threshold, beam_args,
+                                **{name: value for name, value in rounds.items() if value is not None})
     except (FileNotFoundError, RuntimeError) as exc:
         log.error("fuzzy dedup failed: %s", exc)
         return 1

@@ -6,7 +6,8 @@
 ``is_duplicate_exact/`` and ``clusters_sim<t>/documents/`` from ``rpv2 dedup``). Writes the kept documents,
 every column, to ``DIR/documents/`` in the same hive layout, ``DIR/_filter_report.json``, and prints
 per rule the documents it dropped first, the documents it fails alone, and the null outcomes (which do
-not drop): read = kept + sum(dropped first). Recipe syntax: pipeline/filter/recipes.py.
+not drop): read = kept + sum(dropped first). Recipe syntax: pipeline/filter/recipe.py (rules) and
+pipeline/filter/grammar.py (expressions).
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ def main(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from pipeline.filter.recipes import RecipeError, filter_dataset, load_recipe
+    from pipeline.filter.apply import filter_dataset
+    from pipeline.filter.grammar import RecipeError
+    from pipeline.filter.recipe import load_recipe
 
     try:
         recipe = load_recipe(args.recipe)

@@ -8,19 +8,34 @@ calibrate  p30/p60 perplexity cutoffs (head/middle/tail) of a sample, written to
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
 
 HELP = "download CCNet's models (lid.176.bin, {lang}.sp.model, {lang}.arpa.bin), build your own LMs, calibrate buckets"
 
-DEFAULT_LANGS = "en,de,fr,es,it"
+
+def _langs(value: str) -> tuple[str, ...]:
+    """``--langs`` through the run config's languages parser; a download needs the codes spelled out."""
+    from pipeline.config import ConfigError, parse_languages
+
+    try:
+        langs = parse_languages(value)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    if langs is None:
+        raise argparse.ArgumentTypeError("name the languages whose models to download, e.g. en,de ('all' has no list)")
+    return langs
 
 
-def _langs(value: str) -> list[str]:
-    langs = [s.strip() for s in value.split(",") if s.strip()]
-    if not langs:
-        raise argparse.ArgumentTypeError("expected a comma-separated list of language codes, e.g. en,de")
+def _default_langs() -> tuple[str, ...]:
+    """The run config's kept languages (configs/default.yaml): the models ``rpv2 run`` uses by default."""
+    from pipeline.config import ConfigError, default_value
+
+    langs = default_value("languages")
+    if langs is None:
+        raise ConfigError("languages: the default is 'all'; give `rpv2 models download --langs en,de,...`")
     return langs
 
 
@@ -35,7 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "its top, LMs under lm/. Interrupted downloads resume; files are checked against "
         "configs/models.yaml's sha256 or, when none is published, a recorded .sha256 sidecar.",
     )
-    dl.add_argument("--langs", type=_langs, default=_langs(DEFAULT_LANGS), help=f"LM languages (default {DEFAULT_LANGS})")
+    dl.add_argument(
+        "--langs", type=_langs, default=None, help="LM languages, e.g. en,de (default: configs/default.yaml's languages)"
+    )
     dl.add_argument("--cache-dir", type=Path, default=None, help="default: $RPV2_CACHE or ~/.cache/rpv2")
     dl.add_argument(
         "--base-url", default=None,
@@ -43,8 +60,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     dl.add_argument("--no-lid", action="store_true", help="skip lid.176.bin")
     dl.add_argument("--no-lm", action="store_true", help="skip the language models")
-    dl.add_argument("--retries", type=int, default=3, help="resume attempts per file (default 3)")
-    dl.add_argument("--timeout", type=float, default=60.0, help="socket timeout in seconds (default 60)")
+    dl.add_argument(
+        "--retries", type=int, default=None,
+        help="resume attempts per file after the first (default: configs/default.yaml's retry.max_attempts - 1)",
+    )
+    dl.add_argument(
+        "--timeout", type=float, default=None, help="socket timeout in seconds (default: configs/default.yaml's retry)"
+    )
     dl.add_argument("--no-progress", action="store_true", help="no progress bar")
     dl.set_defaults(_models_main=_download)
 
@@ -89,12 +111,23 @@ def main(args: argparse.Namespace) -> int:
 
 def _download(args: argparse.Namespace) -> int:
     from pipeline.ccnet.model_store import default_cache_dir, download_models
+    from pipeline.config import ConfigError
+    from pipeline.io.remote import RetryPolicy
 
     cache = args.cache_dir or default_cache_dir()
-    langs = [] if args.no_lm else args.langs
+    try:
+        langs = () if args.no_lm else args.langs if args.langs is not None else _default_langs()
+        retry = RetryPolicy()
+        if args.retries is not None:
+            retry = dataclasses.replace(retry, max_attempts=args.retries + 1)
+        if args.timeout is not None:
+            retry = dataclasses.replace(retry, timeout=args.timeout)
+    except ConfigError as exc:
+        print(f"rpv2 models download: {exc}", file=sys.stderr)
+        return 2
     results, failures = download_models(
         langs, cache, args.base_url, include_lid=not args.no_lid,
-        progress=not args.no_progress and sys.stderr.isatty(), retries=args.retries, timeout=args.timeout,
+        progress=not args.no_progress and sys.stderr.isatty(), retry=retry,
     )
     for result in results:
         print(f"{result.status:>10}  {result.path}  ({result.size:,} bytes, sha256 {result.sha256[:16]}…)")

@@ -1,4 +1,6 @@
-"""`rpv2 run`: the whole pipeline, from a CommonCrawl snapshot to bucketed Parquet with a run summary.
+"""`rpv2 run`: the whole pipeline, from a CommonCrawl snapshot to bucketed Parquet with a run summary,
+then exact and fuzzy dedup of the files written when the config asks for them: one Beam pipeline,
+built and run by :func:`pipeline.transforms.run.run_pipeline`; this module parses, calls it and prints.
 
 With no snapshot (``rpv2 run`` alone) it runs the embedded sample: a small CommonCrawl-layout mirror
 and small language models that the project builds from text it ships, offline.
@@ -35,9 +37,9 @@ _FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--artifacts", "artifacts", {"help": "RPv2 artifacts dir (word lists, classifiers, DSIR) for the quality signals"}),
     ("--work-dir", "work_dir", {"help": "local scratch directory for shard spools"}),
     ("--exact-dedup-state", "exact_dedup_state",
-     {"help": "after the run, exact-dedup the output with this Bloom-filter state dir (rpv2 dedup exact)"}),
+     {"help": "then exact-dedup the files written, with this Bloom-filter state dir (as rpv2 dedup exact)"}),
     ("--fuzzy-dedup", "fuzzy_dedup",
-     {"help": "after the run, fuzzy-dedup the output at this threshold: 0.7, 0.8, 0.9, 1.0 (rpv2 dedup fuzzy)"}),
+     {"help": "then fuzzy-dedup the files written at this threshold: 0.7, 0.8, 0.9, 1.0 (as rpv2 dedup fuzzy)"}),
 )
 
 
@@ -88,59 +90,26 @@ def sample_overrides(workdir: str | None = None) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
 
-def _cluster_counts(root: str) -> tuple[int, int]:
-    """(documents in clusters, clusters) from the fuzzy-dedup clusters dataset under ``root``."""
-    import pyarrow.parquet as pq
-    from apache_beam.io.filesystems import FileSystems
+def print_dedup(summary: dict[str, Any], output: str) -> None:
+    """The exact-dedup table and the fuzzy-dedup line of a run that chained them."""
+    if "exact_dedup" in summary:
+        from pipeline.commands.dedup_exact import print_summary
 
-    pattern = f"{root.rstrip('/')}/clusters/**.parquet"
-    clustered = representatives = 0
-    for match in FileSystems.match([pattern])[0].metadata_list:
-        with FileSystems.open(match.path) as handle:
-            column = pq.read_table(handle, columns=["is_representative"]).column("is_representative")
-        clustered += len(column)
-        representatives += sum(bool(v) for v in column.to_pylist())
-    return clustered, representatives
-
-
-def run_dedup_steps(config: Any, beam_args: list[str]) -> int:
-    """Exact and fuzzy dedup on the run's output, when the config asks for them: the same transforms
-    as `rpv2 dedup exact|fuzzy`, run as the pipeline's last stages on the Parquet it just wrote
-    (they need every shard's documents, so they start once the shards are written)."""
-    if config.exact_dedup_state:
-        from pipeline.commands import dedup_exact
-
-        parser = argparse.ArgumentParser(prog="rpv2 run (exact dedup)")
-        dedup_exact.add_arguments(parser)
-        exact_args = parser.parse_args([config.output, "--state", config.exact_dedup_state])
-        exact_args.beam_args = beam_args
-        status = dedup_exact.main(exact_args)
-        if status:
-            return status
-    if config.fuzzy_dedup is not None:
-        import json
-
-        from pipeline.transforms.fuzzy_dedup import output_root, run_beam
-
-        try:
-            counters = run_beam(config.output, config.output, config.fuzzy_dedup, beam_args)
-        except (FileNotFoundError, RuntimeError) as exc:
-            print(f"rpv2 run: fuzzy dedup failed: {exc}", file=sys.stderr)
-            return 1
-        root = output_root(config.output, config.fuzzy_dedup)
-        clustered, representatives = _cluster_counts(root)
-        print(f"fuzzy dedup (threshold {config.fuzzy_dedup}): {counters.get('documents', 0)} documents, "
-              f"{representatives} clusters of near duplicates holding {clustered} documents, "
-              f"{clustered - representatives} to drop; {counters.get('cc_rounds_run', 0)} star rounds; "
-              f"output: {root}/")
-        logger.debug("fuzzy dedup counters: %s", json.dumps(counters, sort_keys=True))
-    return 0
+        print_summary(summary["exact_dedup"], output)
+    fuzzy = summary.get("fuzzy_dedup")
+    if fuzzy is not None:
+        counters, clustered, clusters = fuzzy["counters"], fuzzy["clustered"], fuzzy["clusters"]
+        print(f"fuzzy dedup (threshold {fuzzy['threshold']}): {counters.get('documents', 0)} documents, "
+              f"{clusters} clusters of near duplicates holding {clustered} documents, "
+              f"{clustered - clusters} to drop; {counters.get('cc_rounds_run', 0)} star rounds; "
+              f"output: {fuzzy['output']}/")
+        logger.debug("fuzzy dedup counters: %s", counters)
 
 
 def main(args: argparse.Namespace) -> int:
     from pipeline.config import ConfigError, load_config
     from pipeline.shard.stats import format_table
-    from pipeline.transforms.run import run_pipeline
+    from pipeline.transforms.run import RunSetupError, run_pipeline
 
     overrides = _overrides(args)
     try:
@@ -165,6 +134,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"rpv2 run: configuration error: {exc}", file=sys.stderr)
         return 2
     from pipeline.sources.listing import ListingError, parse_shard_spec
+    from pipeline.transforms.fuzzy_dedup import FuzzyDedupError
 
     try:
         parse_shard_spec(config.shards, config.num_shards)
@@ -173,14 +143,19 @@ def main(args: argparse.Namespace) -> int:
         return 2
     try:
         summary = run_pipeline(config, beam_args=list(getattr(args, "beam_args", []) or []), sample=sample)
+    except RunSetupError as exc:
+        print(f"rpv2 run: {exc}", file=sys.stderr)
+        return 2
     except ListingError as exc:
         print(f"rpv2 run: {exc}", file=sys.stderr)
         return 1
+    except FuzzyDedupError as exc:
+        print(f"rpv2 run: fuzzy dedup failed: {exc}", file=sys.stderr)
+        return 1
+    output = config.output.rstrip("/")
     print(format_table(summary))
-    print(f"output: {config.output.rstrip('/')}/documents  summary: {config.output.rstrip('/')}/_run_summary.json")
-    status = run_dedup_steps(config, config.beam_args(list(getattr(args, "beam_args", []) or [])))
-    if status:
-        return status
+    print(f"output: {output}/documents  summary: {output}/_run_summary.json")
+    print_dedup(summary, output)
     if sample:
         print("(this was the embedded sample; give --snapshot to process real CommonCrawl)")
     return 0

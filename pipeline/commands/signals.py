@@ -28,6 +28,9 @@ from collections import Counter
 from pathlib import Path
 from typing import IO, Any
 
+from pipeline.export.rpv2_records import dumps_signals_record as _dumps
+from pipeline.export.rpv2_records import signals_record
+
 HELP = "RedPajama-V2 quality signals (+ MinHash) for CCNet-format JSON-lines documents"
 
 log = logging.getLogger("rpv2.signals")
@@ -86,37 +89,6 @@ def _open_text(path: str, mode: str) -> IO[str]:
     if local.endswith(".gz"):
         return io.TextIOWrapper(gzip.open(local, mode[0] + "b"), encoding="utf-8", errors="surrogateescape")
     return open(local, mode, encoding="utf-8", errors="surrogateescape")
-
-
-def _dumps(obj: dict[str, Any]) -> str:
-    try:
-        text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:  # lone surrogates in a string field: escape them, still valid JSON
-        return json.dumps(obj, ensure_ascii=True, separators=(",", ":"))
-
-
-def signals_record(
-    record: dict[str, Any], quality_signals: dict[str, list], uri_id: str, row: int, snapshot_id: str | None
-) -> dict[str, Any]:
-    """RPv2's output record (worker.py ``record_data``) for one input record."""
-    from pipeline.dataset.ids import document_id_int
-
-    doc_id = f"{uri_id}/{row}"
-    return {
-        "id": doc_id,
-        "id_int": document_id_int(doc_id),
-        "metadata": {
-            "cc_segment": record.get("cc_segment"),
-            "cc_net_source": uri_id,
-            "url": record.get("url"),
-            "source_domain": record.get("source_domain"),
-            "language": record.get("language"),
-            "snapshot_id": snapshot_id,
-        },
-        "quality_signals": quality_signals,
-    }
 
 
 def main(args: argparse.Namespace) -> int:

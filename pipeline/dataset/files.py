@@ -1,8 +1,8 @@
-"""Reading one documents file back with its partition columns (which live only in directory names)."""
+"""Reading documents files back with their partition columns (which live only in directory names)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 
@@ -34,3 +34,10 @@ def read_documents_file(source: Any, path: str | None = None, columns: Sequence[
         index = table.column_names.index(anchor) + 1 if anchor in table.column_names else table.num_columns
         table = table.add_column(index, name, column)
     return table
+
+
+def read_documents(paths: Iterable[str]) -> Any:
+    """Read output files back into one table (tests, reports), partition columns restored from paths."""
+    import pyarrow as pa
+
+    return pa.concat_tables([read_documents_file(p) for p in paths])

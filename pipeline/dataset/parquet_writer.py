@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -125,10 +125,3 @@ class ShardParquetWriter:
         self._writers.clear()
         self._buffers.clear()
         shutil.rmtree(self._tmp, ignore_errors=True)
-
-
-def read_documents(paths: Iterable[str]) -> pa.Table:
-    """Read output files back into one table (tests, reports), partition columns restored from paths."""
-    from pipeline.dataset.files import read_documents_file
-
-    return pa.concat_tables([read_documents_file(p) for p in paths])

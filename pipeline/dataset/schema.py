@@ -15,6 +15,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from dedup.minhash import signature_column
+
 # RPv2's MinHash thresholds, in the order RPv2 writes its minhash parquet columns.
 MINHASH_THRESHOLDS: tuple[float, ...] = (1.0, 0.9, 0.8, 0.7)
 
@@ -54,11 +56,6 @@ LINE_SPAN_TYPE = pa.struct([("start", pa.int64()), ("end", pa.int64())])
 _RPV2_LINE = re.compile(r"([^\n]*\n|[^\n]+$)")
 
 
-def minhash_column(threshold: float) -> str:
-    """RPv2's column name for the bands of one threshold: ``signature_sim0.7``."""
-    return f"signature_sim{float(threshold)}"
-
-
 def document_schema(
     doc_signals: Sequence[str] = (),
     line_signals: Sequence[str] = (),
@@ -74,7 +71,7 @@ def document_schema(
     if line_signals:
         fields.append(pa.field("line_spans", pa.list_(LINE_SPAN_TYPE)))
         fields += [pa.field(name, pa.list_(pa.float64())) for name in line_signals]
-    fields += [pa.field(minhash_column(t), pa.list_(pa.binary())) for t in minhash_thresholds]
+    fields += [pa.field(signature_column(t), pa.list_(pa.binary())) for t in minhash_thresholds]
     return pa.schema(fields)
 
 
@@ -127,7 +124,7 @@ def minhash_columns(
     (fewer than 13 normalized words)."""
     columns: dict[str, list[bytes] | None] = {}
     for threshold in thresholds:
-        name = minhash_column(threshold)
+        name = signature_column(threshold)
         value = None if bands is None else bands.get(name)
         columns[name] = None if value is None else list(value)
     return columns

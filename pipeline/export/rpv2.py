@@ -15,7 +15,7 @@ a document-level column ``v`` is RPv2's ``[[0, len(raw_content), v]]``; a line-l
 with ``line_spans`` gives RPv2's ``[[start, end, v], ...]``; a document without lines gets
 ``rps_lines_start_with_bulletpoint = [[0, 0, null]]`` as RPv2's RPS_Lines_Start_With_Bulletpoint; the
 signals RPv2 writes as ints (signals.registry.INT_SIGNALS) become ints again. The record itself is built
-by :func:`pipeline.commands.signals.signals_record`, the one definition of RPv2's worker record.
+by :func:`pipeline.export.rpv2_records.signals_record`, the one definition of RPv2's worker record.
 
 Document ids are kept as stored. After ``rpv2 filter`` they still name the row of the *unfiltered*
 source file, so that they join with RPv2's and our other outputs; the exported documents file then has
@@ -27,7 +27,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import re
 import tempfile
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -35,8 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dedup.minhash import signature_column, signature_threshold
 from pipeline.dataset.layout import ShardFile, from_rel_path
-from pipeline.dataset.schema import DOCUMENT_FIELDS, minhash_column
+from pipeline.dataset.schema import DOCUMENT_FIELDS
 
 # The 16 CCNet fields in the order of RPv2's (and cc_net's) documents files.
 CCNET_FIELDS: tuple[str, ...] = tuple(name for name, _ in DOCUMENT_FIELDS[:16])
@@ -47,7 +47,6 @@ RPV2_SUFFIXES = {
     "minhash": ".minhash.parquet",
     "duplicates": ".duplicates.parquet",
 }
-_SIGNATURE_RE = re.compile(r"^signature_sim(\d+(?:\.\d+)?)$")
 _BULLET_SIGNAL = "rps_lines_start_with_bulletpoint"
 DUPLICATES_DATASET = "duplicates_exact"
 
@@ -128,7 +127,7 @@ def signal_layout(names: Sequence[str]) -> tuple[list[str], list[str], list[floa
     present = set(names)
     doc = [n for n in SIGNAL_NAMES if n in present and n not in LINE_LEVEL]
     line = [n for n in SIGNAL_NAMES if n in present and n in LINE_LEVEL]
-    thresholds = [float(m.group(1)) for n in names if (m := _SIGNATURE_RE.match(n))]
+    thresholds = [t for n in names if (t := signature_threshold(n)) is not None]
     return doc, line, thresholds
 
 
@@ -227,7 +226,7 @@ def export_file(source: SourceFile, root: Path, output: str, work_dir: str, stat
     import pyarrow.parquet as pq
 
     from dedup.minhash import write_rpv2_minhash_parquet
-    from pipeline.commands.signals import _dumps, signals_record
+    from pipeline.export.rpv2_records import dumps_signals_record, signals_record
 
     names = pq.read_schema(source.path).names
     doc_signals, line_signals, thresholds = signal_layout(names)
@@ -252,11 +251,11 @@ def export_file(source: SourceFile, root: Path, output: str, work_dir: str, stat
                 record = signals_record(row, signals, uri_id, int(row_number), source.snapshot)
                 if record["id"] != row["id"] or record["id_int"] != row["id_int"]:
                     stats.counts["id_int_mismatches"] += 1
-                sig_gz.write((_dumps(record) + "\n").encode("utf-8", "surrogateescape"))
+                sig_gz.write((dumps_signals_record(record) + "\n").encode("utf-8", "surrogateescape"))
             if thresholds:
                 minhash_rows.append(
                     {"shard_id": uri_id, "id": row["id"], "id_int": row["id_int"],
-                     **{minhash_column(t): row.get(minhash_column(t)) for t in thresholds}}
+                     **{signature_column(t): row.get(signature_column(t)) for t in thresholds}}
                 )
             stats.documents += 1
     finally:

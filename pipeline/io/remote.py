@@ -20,13 +20,50 @@ from __future__ import annotations
 import http.client
 import io
 import logging
+import math
 import os
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from pipeline.config import DEFAULT_CONFIG, ConfigError, default_settings
 
 logger = logging.getLogger(__name__)
+
+
+def _retry_default(key: str) -> Any:
+    """``retry.<key>`` of configs/default.yaml, the one home of the retry numbers."""
+    retry = default_settings().get("retry")
+    if not isinstance(retry, Mapping) or key not in retry:
+        raise ConfigError(f"{DEFAULT_CONFIG}: retry.{key} is missing")
+    return retry[key]
+
+
+def _checked(key: str, value: Any, kind: type, ok: Callable[[float], bool], rule: str) -> Any:
+    """``value`` as ``kind`` when it is a finite number satisfying ``ok``; else a ConfigError naming
+    ``retry.<key>``, so nonsense fails when the run is configured, not as a hang or a busy loop mid-run."""
+    error = ConfigError(f"retry.{key}: must be {rule}, got {value!r}")
+    if isinstance(value, bool) or (kind is int and isinstance(value, float) and not value.is_integer()):
+        raise error
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise error from None
+    if not math.isfinite(number) or not ok(number):
+        raise error
+    return number
+
+
+# setting -> (type, accepted values, the rule as the error message states it)
+_RULES: dict[str, tuple[type, Callable[[float], bool], str]] = {
+    "max_attempts": (int, lambda v: v >= 1, "an integer >= 1"),
+    "base_delay": (float, lambda v: v >= 0, "a number of seconds >= 0"),
+    "max_delay": (float, lambda v: v >= 0, "a number of seconds >= 0"),
+    "jitter": (float, lambda v: 0 <= v <= 1, "a fraction within [0, 1]"),
+    "timeout": (float, lambda v: v > 0, "a number of seconds > 0"),
+}
 
 
 @dataclass(frozen=True)
@@ -35,15 +72,36 @@ class RetryPolicy:
     up to ``jitter`` (a fraction) at random so that many workers hitting a 503 do not retry in step.
 
     ``max_attempts`` counts consecutive failures without progress: a stream that keeps making
-    progress between resets is not given up on.
+    progress between resets is not given up on. ``timeout``: seconds per request.
+
+    The only retry-settings type: the run config's ``retry:`` is one, and its defaults are
+    configs/default.yaml's ``retry:``. Values are checked (and "3" / 1 become 3 / 1.0) on construction.
     """
 
-    max_attempts: int = 6
-    base_delay: float = 1.0
-    max_delay: float = 60.0
-    jitter: float = 0.5
-    timeout: float | None = 120.0
+    max_attempts: int = _retry_default("max_attempts")
+    base_delay: float = _retry_default("base_delay")
+    max_delay: float = _retry_default("max_delay")
+    jitter: float = _retry_default("jitter")
+    timeout: float = _retry_default("timeout")
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for key, (kind, ok, rule) in _RULES.items():
+            object.__setattr__(self, key, _checked(key, getattr(self, key), kind, ok, rule))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> RetryPolicy:
+        """A policy from a config's ``retry:`` mapping; keys not given keep configs/default.yaml's values."""
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"retry: a mapping of {', '.join(RETRY_KEYS)}, got {values!r}")
+        unknown = sorted(set(values) - set(RETRY_KEYS))
+        if unknown:
+            raise ConfigError(f"retry: unknown keys {', '.join(map(str, unknown))} (known: {', '.join(RETRY_KEYS)})")
+        return cls(**values)
+
+    def settings(self) -> dict[str, Any]:
+        """The configurable values, as a run config's ``retry:`` mapping (``sleep`` is not one)."""
+        return {key: getattr(self, key) for key in RETRY_KEYS}
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         base = min(self.max_delay, self.base_delay * (2**attempt))
@@ -51,6 +109,7 @@ class RetryPolicy:
         return max(0.0, base * (1.0 - self.jitter * r))
 
 
+RETRY_KEYS: tuple[str, ...] = tuple(f.name for f in fields(RetryPolicy) if f.compare)
 DEFAULT_RETRY = RetryPolicy()
 _READ_SIZE = 32 << 10
 
@@ -131,7 +190,7 @@ def classify(exc: BaseException) -> str:
     return "fatal"
 
 
-def _open_raw(url: str, timeout: float | None, offset: int = 0):
+def _open_raw(url: str, timeout: float, offset: int = 0):
     """Open ``url`` for binary reading from byte ``offset``, without decompression (the readers
     handle gzip). Returns ``(fileobj, total_length or None)``.
 
@@ -187,7 +246,7 @@ class ResumableStream(io.RawIOBase):
         url: str,
         retry: RetryPolicy | None = None,
         on_retry: Callable[[], None] | None = None,
-        opener: Callable[[str, float | None, int], tuple] = _open_raw,
+        opener: Callable[[str, float, int], tuple] = _open_raw,
     ):
         super().__init__()
         self.url = url

@@ -40,10 +40,10 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 SAMPLE_SNAPSHOT = "CC-MAIN-2024-10"  # a sample, not CommonCrawl's crawl of that week
-SAMPLE_LANGUAGES = ("en", "de", "fr", "es", "it")  # the pipeline's default kept languages
+SAMPLE_LANGUAGES = ("en", "de", "fr", "es", "it")  # the languages the sample ships pages and LM text for
 NOT_KEPT_LANGUAGES = ("nl", "pl")  # in the mirror, identified, then dropped
 SAMPLE_NUM_SHARDS = 2
-SAMPLE_MIN_LEN = 300
+SAMPLE_MIN_LEN = 300  # the sample's short pages are written to fall under it (as CCNet's min_len)
 PAGE_KINDS = ("article", "short", "spam", "shuffled")
 # 3 segments x 2 WET files: shard i of 2 gets files [3i, 3i+3), i.e. parts of two segments.
 _SEGMENTS = ("1707947473347.0", "1707947473347.1", "1707947473347.2")
@@ -333,9 +333,9 @@ def sample_perplexities(mirror_root: Path, listing: Sequence[str], models_dir: P
     out = scratch / "calibration_output"
     if out.exists():
         shutil.rmtree(out)
-    settings = StageSettings(
+    settings = StageSettings.create(
         output=str(out), min_len=SAMPLE_MIN_LEN, languages=tuple(languages), lid_model=str(lid_model),
-        models_dir=str(models_dir), cutoffs={}, minhash=False, work_dir=str(scratch),
+        models_dir=str(models_dir), cutoffs={}, signals=False, minhash=False, work_dir=str(scratch),
     )
     processor = ShardProcessor(settings)
     base_url = mirror_root.as_uri()

@@ -46,12 +46,21 @@ class ShardStats:
     bytes_read: int = 0  # bytes of input files read (as transferred: gzip-compressed WET/WARC)
     text_bytes: int = 0  # UTF-8 bytes of the documents' text as read (title + content)
     processing_seconds: float = 0.0  # sum over shards of their processing time (worker-seconds)
+    # per declared step (and read, write): worker-seconds spent in it, and documents that entered it
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    stage_documents: dict[str, int] = field(default_factory=dict)
+    # final URIs of the files one shard published (for the steps chained after it); never merged
+    outputs: list[str] = field(default_factory=list)
 
     def drop(self, reason: str, n: int = 1) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + n
 
     def count_event(self, name: str, n: int = 1) -> None:
         self.events[name] = self.events.get(name, 0) + n
+
+    def time_stage(self, name: str, documents: int, seconds: float) -> None:
+        self.stage_seconds[name] = self.stage_seconds.get(name, 0.0) + seconds
+        self.stage_documents[name] = self.stage_documents.get(name, 0) + documents
 
     def keep(self, language: str, bucket: str) -> None:
         self.documents_kept += 1
@@ -112,6 +121,9 @@ def merge_stats(parts: Iterable[ShardStats]) -> ShardStats:
         total.bytes_read += part.bytes_read
         total.text_bytes += part.text_bytes
         total.processing_seconds += part.processing_seconds
+        for name, seconds in part.stage_seconds.items():
+            total.stage_seconds[name] = total.stage_seconds.get(name, 0.0) + seconds
+        _add_counts(total.stage_documents, part.stage_documents)
     failures.sort(key=lambda f: (str(f.get("file")), int(f.get("offset") or 0), str(f.get("reason"))))
     total.failures = failures[:MAX_LISTED_FAILURES]
     return total
@@ -141,6 +153,7 @@ def build_summary(
         "kept_by_language_bucket": by_language,
         "events": dict(sorted(stats.events.items())),
         "failures": {"count": stats.failures_total, "listed": stats.failures},
+        "stages": stage_table(stats),
         "throughput": {
             "wall_seconds": round(wall_seconds, 3),
             "worker_seconds": round(stats.processing_seconds, 3),
@@ -152,6 +165,25 @@ def build_summary(
             "text_mb_read": round(stats.text_bytes / 1e6, 3),
         },
         "accounting": "read == kept + sum(dropped): ok",
+    }
+
+
+def stage_table(stats: ShardStats) -> dict[str, dict[str, float]]:
+    """Per stage, in the order the shards ran them: worker-seconds, documents in, documents per
+    worker-second, and share of the stages' total time, so a user sees where the time goes."""
+    from pipeline.shard.plan import KNOWN_STEPS
+
+    order = {name: index for index, name in enumerate((*KNOWN_STEPS, "write"))}
+    total = sum(stats.stage_seconds.values()) or 1e-9
+    ordered = sorted(stats.stage_seconds.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
+    return {
+        name: {
+            "seconds": round(seconds, 3),
+            "documents": stats.stage_documents.get(name, 0),
+            "docs_per_second": round(stats.stage_documents.get(name, 0) / max(seconds, 1e-9), 1),
+            "share": round(seconds / total, 3),
+        }
+        for name, seconds in ordered
     }
 
 
@@ -185,6 +217,12 @@ def format_table(summary: Mapping[str, Any]) -> str:
         lines.append("-" * (width + 14))
         for name, count in summary["events"].items():
             row(f"  {name}", count)
+    stages = summary.get("stages") or {}
+    if stages:
+        lines.append("-" * (width + 14))
+        lines.append(f"{'stage (worker-seconds, documents in, docs/s)':<{width}}")
+        for name, stage in stages.items():
+            row(f"  {name}", f"{stage['seconds']:.2f}s {stage['documents']} {stage['docs_per_second']:.0f}/s")
     lines.append("-" * (width + 14))
     row("wall time (s)", f"{thr['wall_seconds']:.1f}")
     row("throughput (docs/s)", f"{thr['docs_per_second']:.1f}")

@@ -31,7 +31,6 @@ from typing import Any
 from pipeline.sources.read_report import ReadReport
 from pipeline.sources.warc_records import (
     DEFAULT_MAX_DOC_BYTES,
-    DEFAULT_MIN_LEN,
     WarcRecord,
     block_digest,
     iter_warc_records,
@@ -116,7 +115,7 @@ def warc_record_to_document(
     file: str,
     cc_segment: str,
     report: ReadReport,
-    min_len: int = DEFAULT_MIN_LEN,
+    min_len: int,
     main_content: bool = False,
 ) -> dict[str, Any] | None:
     """One ``response`` record -> a kept document, or None after counting why it was dropped."""
@@ -172,7 +171,7 @@ def warc_record_to_document(
 def iter_warc_documents(
     url: str,
     *,
-    min_len: int = DEFAULT_MIN_LEN,
+    min_len: int,
     report: ReadReport | None = None,
     retry=None,
     max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES,
@@ -183,6 +182,7 @@ def iter_warc_documents(
 
     Same contract as :func:`pipeline.sources.wet.iter_wet_documents`: every response record ends as
     kept or dropped in ``report``; a file that cannot be read is recorded and the generator ends.
+    ``min_len`` is required, as there.
     """
     from pipeline.io.remote import RemoteNotFound, RemoteReadError, open_stream
 

@@ -39,7 +39,6 @@ def wet_block(title: str, raw_content: str) -> bytes:
 
 # CommonCrawl truncates fetched payloads at 1 MiB, so a WET block far above that is not a web page.
 DEFAULT_MAX_DOC_BYTES = 8 << 20
-DEFAULT_MIN_LEN = 300
 MAX_HEADER_LINE = 64 << 10
 MAX_HEADERS = 512
 _CHUNK = 1 << 18

@@ -40,7 +40,6 @@ from urllib.parse import urlparse
 from pipeline.sources.read_report import ReadReport
 from pipeline.sources.warc_records import (
     DEFAULT_MAX_DOC_BYTES,
-    DEFAULT_MIN_LEN,
     WarcRecord,
     block_digest,
     iter_warc_records,
@@ -131,7 +130,7 @@ def wet_record_to_document(
     file: str,
     cc_segment: str,
     report: ReadReport,
-    min_len: int = DEFAULT_MIN_LEN,
+    min_len: int,
     on_invalid_utf8: str = "repair",
     include_language_hint: bool = False,
 ) -> dict[str, Any] | None:
@@ -179,7 +178,7 @@ def wet_record_to_document(
 def iter_wet_documents(
     url: str,
     *,
-    min_len: int = DEFAULT_MIN_LEN,
+    min_len: int,
     report: ReadReport | None = None,
     retry=None,
     max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES,
@@ -191,7 +190,8 @@ def iter_wet_documents(
 
     Every conversion record ends as kept or dropped in ``report``; a file that cannot be read (404,
     retries exhausted) is recorded in ``report.file_failures`` and the generator simply ends, so the
-    caller's shard goes on with its next file.
+    caller's shard goes on with its next file. ``min_len`` has no default here: the run config's
+    (configs/default.yaml) is the only one, and callers pass it.
     """
     from pipeline.io.remote import RemoteNotFound, RemoteReadError, open_stream
 

@@ -1,8 +1,9 @@
 """Beam transforms for cross-snapshot exact dedup with partitioned, persisted Bloom filters.
 
-Data flow (dedup/exact.py holds the logic; these transforms only move data):
+Data flow (dedup/exact.py holds the logic; these transforms only move data)::
 
-    records ─► KeyDocs (key: CCNet digest or sha1 of the text)
+    documents file paths ─► ReadExactDocuments (id, id_int, digest [, raw_content])
+            ─► KeyDocs (key: CCNet digest or sha1 of the text)
             ─► GroupByKey(key) ─► SplitFirstOccurrence: later occurrences are duplicates; the first one
                                    goes on, routed to partition sha1(key) prefix mod P
             ─► GroupByKey(partition) ─► DedupPartition (load the partition's filter from the state,
@@ -10,6 +11,9 @@ Data flow (dedup/exact.py holds the logic; these transforms only move data):
                                    persist the filter)
             ─► flags ─► GroupByKey(source file) ─► WriteShardResults (duplicates_exact/, is_duplicate_exact/)
             ─► CommitState (all partitions done: rewrite the state manifest; write the run summary)
+
+:class:`ExactDedupFiles` is that whole flow on a PCollection of documents file paths: the files the
+CCNet stage just wrote (``rpv2 run``), or an existing dataset's (``rpv2 dedup exact``).
 
 Every step streams its group (GroupByKey values are iterated, twice at most, never copied into a
 list), so a worker holds one partition's Bloom filter, and the writer one source file's rows: memory
@@ -21,7 +25,7 @@ the same output.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import logging
 from typing import Any
 
 import apache_beam as beam
@@ -30,20 +34,22 @@ from apache_beam.metrics import Metrics
 
 from dedup.bloom import partition_of
 from dedup.exact import (
-    DUPLICATES_DATASET,
     ExactDedupState,
     KeyedDoc,
+    commit_and_summarize,
     keyed_doc,
+    merge_counts,
     query_then_insert,
+    read_exact_columns,
     split_key_group,
+    summary_uri,
     write_shard_outputs,
 )
 from pipeline.dataset.ids import shard_id_of
-from pipeline.io.publish import publish_bytes
-from pipeline.transforms.runner import offline_direct_runner
+
+log = logging.getLogger(__name__)
 
 NAMESPACE = "exact_dedup"
-SUMMARY_NAME = "_summary.json"
 
 
 class KeyDocs(beam.DoFn):
@@ -129,53 +135,6 @@ class WriteShardResults(beam.DoFn):
         yield counts
 
 
-def merge_counts(counts: Iterable[dict]) -> dict[str, dict[str, int]]:
-    """Per-snapshot documents and duplicates from the per-file counts."""
-    per_snapshot: dict[str, dict[str, int]] = {}
-    for c in counts:
-        entry = per_snapshot.setdefault(c["snapshot"], {"documents": 0, "duplicates": 0})
-        entry["documents"] += c["documents"]
-        entry["duplicates"] += c["duplicates"]
-    return dict(sorted(per_snapshot.items()))
-
-
-def summarize(partition_results: Iterable[dict], per_snapshot: dict, state: ExactDedupState) -> dict:
-    """Run summary: per-snapshot counts, and memory per partition against the optimum."""
-    stats = [r["stats"] for r in sorted(partition_results, key=lambda r: r["partition"])]
-    return {
-        "documents": sum(v["documents"] for v in per_snapshot.values()),
-        "duplicates": sum(v["duplicates"] for v in per_snapshot.values()),
-        "per_snapshot": per_snapshot,
-        "distinct_keys": sum(s["run_keys"] for s in stats),
-        "seen_in_earlier_runs": sum(s["seen_before"] for s in stats),
-        "num_partitions": state.num_partitions,
-        "partitions_processed": len(stats),
-        "capacity_per_partition": state.capacity_per_partition,
-        "error_rate": state.error_rate,
-        "key_mode": state.key_mode,
-        "max_partition_memory_bytes": max((s["memory_bytes"] for s in stats), default=0),
-        "max_partition_keys": max((s["keys"] for s in stats), default=0),
-        "overflowed_partitions": sum(s["filters"] > 1 for s in stats),
-        "bits_per_key": stats[0]["bits_per_key"] if stats else None,
-        "optimal_bits_per_key": stats[0]["optimal_bits_per_key"] if stats else None,
-        "partitions": stats,
-    }
-
-
-def commit_and_summarize(
-    partition_results: list[dict], per_snapshot: dict, state: ExactDedupState, generation: int, out_uri: str | None
-) -> dict:
-    """Point the state manifest at the run's partition files (the commit) and write the run summary."""
-    summary = summarize(partition_results, per_snapshot, state)
-    state.commit(generation, {r["partition"]: r["rel_path"] for r in partition_results}, per_snapshot.keys())
-    summary["state_generation"] = generation
-    summary["state_snapshots"] = state.snapshots
-    if out_uri is not None:
-        data = json.dumps(summary, indent=1, sort_keys=True).encode("utf-8")
-        publish_bytes(data, f"{out_uri.rstrip('/')}/{DUPLICATES_DATASET}/{SUMMARY_NAME}")
-    return summary
-
-
 class CommitState(beam.DoFn):
     """After every partition and every output file: commit the state, write the run summary."""
 
@@ -253,26 +212,6 @@ def flags_to_rows(item: tuple[KeyedDoc, bool]) -> dict:
 # ------------------------------------------------------------------------------------------ reading input
 
 
-def exact_columns(key_mode: str) -> list[str]:
-    return ["id", "id_int", "digest", "raw_content"] if key_mode == "text-sha1" else ["id", "id_int", "digest"]
-
-
-def read_exact_columns(source, key_mode: str) -> list[dict]:
-    """The columns exact dedup needs from one documents file, as dicts (missing columns are None,
-    so the records are counted as bad by reason rather than failing the file)."""
-    import pyarrow.parquet as pq
-
-    parquet = pq.ParquetFile(source)
-    names = set(parquet.schema_arrow.names)
-    wanted = [c for c in exact_columns(key_mode) if c in names]
-    table = parquet.read(columns=wanted)
-    rows = table.to_pylist()
-    for row in rows:
-        for column in exact_columns(key_mode):
-            row.setdefault(column, None)
-    return rows
-
-
 class ReadExactColumns(beam.DoFn):
     """A readable file -> its records; an unreadable file is counted and logged, the others go on."""
 
@@ -280,58 +219,73 @@ class ReadExactColumns(beam.DoFn):
         self.key_mode = key_mode
 
     def process(self, readable):
-        import logging
-
         try:
             with readable.open() as handle:
                 rows = read_exact_columns(handle, self.key_mode)
         except Exception as exc:  # noqa: BLE001 - bad input is counted, never fatal
-            logging.getLogger(__name__).error("exact dedup: cannot read %s: %s", readable.metadata.path, exc)
+            log.error("exact dedup: cannot read %s: %s", readable.metadata.path, exc)
             Metrics.counter(NAMESPACE, "bad_files").inc()
             return
         yield from rows
 
 
 class ReadExactDocuments(beam.PTransform):
-    """Documents files -> records with id, id_int, digest (and raw_content for the text-sha1 key)."""
+    """Documents file paths -> records with id, id_int, digest (and raw_content for the text-sha1 key)."""
 
-    def __init__(self, files: list[str], key_mode: str):
+    def __init__(self, key_mode: str):
         super().__init__()
-        self.files = files
         self.key_mode = key_mode
 
-    def expand(self, pbegin):
+    def expand(self, paths):
         return (
-            pbegin
-            | "Files" >> beam.Create(self.files)
+            paths
             | "Match" >> fileio.MatchAll()
             | "Open" >> fileio.ReadMatches()
             | "ReadColumns" >> beam.ParDo(ReadExactColumns(self.key_mode))
         )
 
 
+# ------------------------------------------------------------------------------------ files -> results
+
+
+class ExactDedupFiles(beam.PTransform):
+    """Documents file paths -> exact-dedup results written beside them (``out_uri``) and the state
+    committed; returns the one-element summary PCollection.
+
+    ``state`` is opened (or created) by the caller before the pipeline is built (see :class:`ExactDedup`).
+    """
+
+    def __init__(self, state: ExactDedupState, out_uri: str | None):
+        super().__init__()
+        self.state = state
+        self.out_uri = out_uri
+
+    def expand(self, paths):
+        dedup = ExactDedup(self.state, self.out_uri)
+        _ = paths | "ReadDocuments" >> ReadExactDocuments(self.state.key_mode) | "Flag" >> dedup
+        return dedup.summary
+
+
+def read_exact_summary(out_uri: str | None, result: Any) -> dict:
+    """The summary a finished pipeline's :class:`CommitState` wrote (the driver cannot see PCollection
+    contents; empty without ``out_uri``), with the pipeline's ``exact_dedup`` counters."""
+    from pipeline.io.publish import read_bytes
+    from pipeline.transforms.summary import namespace_counters
+
+    summary = json.loads(read_bytes(summary_uri(out_uri))) if out_uri is not None else {}
+    summary["counters"] = namespace_counters(result, NAMESPACE)
+    return summary
+
+
 def run_exact_dedup_beam(
     files: list[str], state: ExactDedupState, out_uri: str | None, beam_args: list[str] | None = None
 ) -> dict:
-    """Build and run the exact-dedup pipeline; returns the run summary plus the Beam counters."""
-    from apache_beam.metrics.metric import MetricsFilter
+    """``rpv2 dedup exact --engine beam``: build and run the pipeline on existing documents files;
+    returns the run summary plus the Beam counters."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    summaries: list[dict] = []
-    options = PipelineOptions(beam_args or [])
-    with beam.Pipeline(runner=offline_direct_runner(options), options=options) as p:
-        dedup = ExactDedup(state, out_uri)
-        _ = p | "Read" >> ReadExactDocuments(files, state.key_mode) | "ExactDedup" >> dedup
-    result = p.result
-    counters: dict[str, int] = {}
-    for c in result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]:
-        value = c.committed if c.committed is not None else c.attempted
-        counters[c.key.metric.name] = counters.get(c.key.metric.name, 0) + int(value or 0)
-    # the summary was written by CommitState; read it back (the driver cannot see PCollection contents)
-    if out_uri is not None:
-        from pipeline.io.publish import read_bytes
+    from pipeline.transforms.runner import new_pipeline, run_and_wait
 
-        summaries.append(json.loads(read_bytes(f"{out_uri.rstrip('/')}/{DUPLICATES_DATASET}/{SUMMARY_NAME}")))
-    summary = summaries[0] if summaries else {}
-    summary["counters"] = counters
-    return summary
+    p = new_pipeline(PipelineOptions(beam_args or []))
+    _ = p | "DocumentFiles" >> beam.Create(files) | "ExactDedup" >> ExactDedupFiles(state, out_uri)
+    return read_exact_summary(out_uri, run_and_wait(p))

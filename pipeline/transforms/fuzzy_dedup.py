@@ -1,4 +1,4 @@
-"""Fuzzy dedup: MinHash LSH star edges and connected components, on Beam and on one machine.
+"""Fuzzy dedup: MinHash LSH star edges and connected components on Beam, and the engines' drivers.
 
 Data flow (ARCHITECTURE.md, "fuzzy dedup")::
 
@@ -12,14 +12,16 @@ on Dataflow), so a band shared by millions of boilerplate pages costs a worker o
 list, and gives one edge per member, not all pairs. The only grouping that materializes rows is the
 writer's, one output file (one input shard) at a time.
 
-Iteration: Beam graphs have no loops. :class:`StarRounds` unrolls a fixed number of rounds
-and counts, per round, the edges a step moved (``cc_round_<i>_moves``); a round with 0 moves proves
-convergence (see ``dedup/components.py``), later rounds are then no-ops. ``rpv2 dedup fuzzy --engine
-beam`` (:func:`run_beam`) runs passes of ``rounds_per_pass`` rounds as successive pipelines that write
-and read the edge set as files, and stops at the first pass that converged (bounded by
-``max_rounds``): each pass costs one shuffle per step over the *current* edge set, nothing is
-recomputed, and a non-converging input fails loudly instead of writing wrong clusters. In practice
-LSH star graphs converge in 2-4 rounds, so the first pass usually finishes the job.
+Iteration: Beam graphs have no loops. :class:`StarRounds` unrolls a fixed number of rounds and counts,
+per round, the edges a step moved (``cc_round_<i>_moves``); a round with 0 moves proves convergence (see
+``dedup/components.py``), later rounds are then no-ops. :class:`FuzzyDedupFiles` (documents file paths
+-> outputs) runs ``rounds_per_pass`` rounds inside the pipeline that applies it, ``rpv2 dedup fuzzy
+--engine beam``'s (:func:`run_beam`) or ``rpv2 run``'s, and keeps the edge set and the input paths in
+``<root>/_work/``. In practice LSH star graphs converge in 2-4 rounds, so that pipeline usually
+finishes the job; when its last round still moved edges, :func:`finish_passes` continues with passes
+of ``rounds_per_pass`` rounds as successive pipelines on the edge files (one shuffle per step over the
+*current* edge set, nothing recomputed) until one converges, bounded by ``max_rounds`` (a
+non-converging input fails loudly instead of writing wrong clusters), and rewrites the outputs.
 
 Outputs under ``<out>/clusters_sim<t>/``:
 
@@ -31,7 +33,8 @@ Outputs under ``<out>/clusters_sim<t>/``:
   included, in the input's partitioning so it joins by id.
 
 ``cluster_id`` is the minimum id_int of the component (RPv2); the kept representative of a cluster is
-the document whose ``id_int == cluster_id``; every other member is a near duplicate to drop.
+the document whose ``id_int == cluster_id``; every other member is a near duplicate to drop. The local
+engine (numpy + scipy, :mod:`dedup.fuzzy_local`) writes the same files byte for byte.
 """
 
 from __future__ import annotations
@@ -42,53 +45,32 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import apache_beam as beam
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from dedup.components import components_local, large_star, small_star
-from dedup.lsh import (
-    band_keys,
-    band_shape,
-    check_bands,
-    from_node,
-    parse_threshold,
-    signature_column,
-    star_edges,
-    to_node,
-)
+from dedup.components import large_star, small_star
+from dedup.fuzzy_local import cluster_documents, cluster_table, clusters_path, flag_table
+from dedup.lsh import band_keys, check_bands, from_node, parse_threshold, signature_column, to_node
 from pipeline.dataset.ids import document_id_int, shard_id_of
 from pipeline.dataset.layout import document_files, rel_path_of_shard_id
 from pipeline.io.publish import publish_table
-from pipeline.transforms.runner import offline_direct_runner
+from pipeline.transforms.runner import new_pipeline, run_and_wait
+from pipeline.transforms.summary import namespace_counters
 
 log = logging.getLogger(__name__)
 
 NAMESPACE = "rpv2.fuzzy_dedup"
-DEFAULT_ROUNDS = 8
+DEFAULT_ROUNDS = 8  # FuzzyDedup's unrolled rounds when used alone
+DEFAULT_ROUNDS_PER_PASS = 4  # rounds inside one pipeline: LSH star graphs converge in 2-4
+DEFAULT_MAX_ROUNDS = 64  # give up (and write nothing final) after this many rounds
 
-CLUSTER_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("id_int", pa.uint64()),
-        ("cluster_id", pa.uint64()),
-        ("shard_id", pa.string()),
-        ("is_representative", pa.bool_()),
-    ]
-)
-DOCUMENT_FLAG_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("id_int", pa.uint64()),
-        ("shard_id", pa.string()),
-        ("cluster_id", pa.uint64()),
-        ("is_representative", pa.bool_()),
-    ]
-)
+
+class FuzzyDedupError(RuntimeError):
+    """Fuzzy dedup could not finish: the rounds did not converge, or convergence cannot be told."""
+
 
 # ---------------------------------------------------------------------------------------------- input
 
@@ -128,39 +110,15 @@ def _shard_of(doc: Mapping[str, Any]) -> str:
     return doc.get("shard_id") or shard_id_of(doc["id"])
 
 
-def clusters_path(shard_id: str) -> str:
-    """RPv2's clusters file of a shard: ``2023-06/0000/en_head.clusters.parquet``."""
-    stem = shard_id[: -len(".json.gz")] if shard_id.endswith(".json.gz") else shard_id
-    return stem + ".clusters.parquet"
-
-
-def _row_order(doc_id: str) -> tuple[str, int, str]:
-    prefix, _, row = doc_id.rpartition("/")
-    return (prefix, int(row), "") if row.isdigit() else (prefix, -1, row)
-
-
-def flag_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
-    """One documents-flags file: rows in input order (by shard, then row number)."""
-    ordered = sorted(rows, key=lambda r: (_row_order(r["id"]), r["id_int"]))
-    return pa.Table.from_pylist([{k: r[k] for k in DOCUMENT_FLAG_SCHEMA.names} for r in ordered], DOCUMENT_FLAG_SCHEMA)
-
-
-def cluster_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
-    """One clusters file: rows by cluster, representative first."""
-    ordered = sorted(rows, key=lambda r: (r["cluster_id"], r["id_int"], r["id"]))
-    return pa.Table.from_pylist([{k: r[k] for k in CLUSTER_SCHEMA.names} for r in ordered], CLUSTER_SCHEMA)
-
-
 # ---------------------------------------------------------------------------------------- Beam steps
 
 
 class _ReadDedupColumns(beam.DoFn):
-    """Rows (id, id_int, shard_id, bands) of one documents file; a file that cannot be read is
-    counted and logged, the others go on."""
+    """Rows (id, id_int, shard_id, signature_sim<t>) of one documents file; a file that cannot be read
+    is counted and logged, the others go on."""
 
     def __init__(self, threshold: float):
         self._threshold = threshold
-        self._column = signature_column(threshold)
         self._bad_files = Metrics.counter(NAMESPACE, "unreadable_files")
 
     def process(self, metadata: Any) -> Iterator[dict[str, Any]]:
@@ -171,9 +129,7 @@ class _ReadDedupColumns(beam.DoFn):
             self._bad_files.inc()
             log.error("fuzzy dedup: cannot read %s: %s", metadata.path, exc)
             return
-        for row in table.to_pylist():
-            row["bands"] = row.pop(self._column)
-            yield row
+        yield from table.to_pylist()
 
 
 class _KeyBands(beam.DoFn):
@@ -181,7 +137,7 @@ class _KeyBands(beam.DoFn):
 
     BANDS = "bands"
 
-    def __init__(self, threshold: float, column: str | None = None):
+    def __init__(self, threshold: float, column: str):
         self._threshold = threshold
         self._column = column
         self._docs = Metrics.counter(NAMESPACE, "documents")
@@ -198,7 +154,7 @@ class _KeyBands(beam.DoFn):
         node = to_node(id_int if id_int is not None else document_id_int(doc_id))
         self._docs.inc()
         yield node, (doc_id, _shard_of(doc))
-        bands = doc["bands"] if self._column is None else doc.get(self._column)
+        bands = doc.get(self._column)
         if bands is None:
             self._no_sig.inc()
             return
@@ -356,9 +312,9 @@ class FuzzyDedup(beam.PTransform):
     """Documents (dicts with id, id_int, shard_id and ``signature_sim<t>``) -> one flag record per
     document: ``{id, id_int, shard_id, cluster_id, is_representative, in_cluster}``.
 
-    Single-pipeline form for ``rpv2 run``: ``rounds`` unrolled rounds; the counter
-    ``cc_round_<rounds-1>_moves`` must be 0 (otherwise the run is not converged: rerun with more
-    rounds or use ``rpv2 dedup fuzzy --engine beam``, which loops until convergence).
+    ``rounds`` unrolled rounds; they converged when the counter ``cc_round_<rounds-1>_moves`` is 0
+    (:func:`converged`). ``self.edges`` is then the edge set after the rounds, which
+    :class:`FuzzyDedupFiles` keeps so that a driver can continue from it when they did not.
     """
 
     def __init__(self, threshold: float, rounds: int = DEFAULT_ROUNDS, signature_field: str | None = None):
@@ -366,14 +322,16 @@ class FuzzyDedup(beam.PTransform):
         self._threshold = parse_threshold(threshold)
         self._rounds = rounds
         self._field = signature_field or signature_column(self._threshold)
+        self.edges = None
 
     def expand(self, docs):
         keyed = docs | "KeyBands" >> beam.ParDo(_KeyBands(self._threshold, self._field)).with_outputs(
             _KeyBands.BANDS, main="refs"
         )
-        edges = keyed[_KeyBands.BANDS] | "LshStarEdges" >> LshStarEdges()
-        labels = edges | "Components" >> StarRounds(self._rounds) | "Labels" >> ComponentLabels()
-        return keyed.refs | "Flags" >> DocumentFlags(labels)
+        self.edges = keyed[_KeyBands.BANDS] | "LshStarEdges" >> LshStarEdges() | "Components" >> StarRounds(
+            self._rounds
+        )
+        return keyed.refs | "Flags" >> DocumentFlags(self.edges | "Labels" >> ComponentLabels())
 
 
 class _WriteGroup(beam.DoFn):
@@ -416,23 +374,30 @@ class WriteFuzzyDedup(beam.PTransform):
 
 
 class ReadDedupDocuments(beam.PTransform):
-    """Documents files -> rows with id, id_int, shard_id and ``bands`` (the threshold's column)."""
+    """Documents file paths -> rows with id, id_int, shard_id and the threshold's signature column."""
 
-    def __init__(self, files: list[str], threshold: float):
+    def __init__(self, threshold: float):
         super().__init__()
-        self._files = files
         self._threshold = threshold
 
-    def expand(self, pbegin):
+    def expand(self, paths):
         return (
-            pbegin
-            | "Files" >> beam.Create(self._files)
+            paths
             | "Match" >> fileio.MatchAll()
             | "ReadColumns" >> beam.ParDo(_ReadDedupColumns(self._threshold))
         )
 
 
-# ----------------------------------------------------------------------------------- engines (drivers)
+def _work_dir(root: str) -> str:
+    return posixpath.join(root, "_work")
+
+
+def _inputs_prefix(root: str) -> str:
+    return posixpath.join(_work_dir(root), "inputs")
+
+
+def _edges_prefix(root: str, pass_index: int) -> str:
+    return posixpath.join(_work_dir(root), f"edges_pass_{pass_index:03d}")
 
 
 def _edge_line(edge: tuple[int, int]) -> str:
@@ -444,23 +409,42 @@ def _parse_edge(line: str) -> tuple[int, int]:
     return int(hi), int(lo)
 
 
-def _counters(result: Any) -> dict[str, int]:
-    from apache_beam.metrics.metric import MetricsFilter
+class FuzzyDedupFiles(beam.PTransform):
+    """Documents file paths -> ``<out>/clusters_sim<t>/`` written, after ``rounds_per_pass`` star rounds.
 
-    out: dict[str, int] = {}
-    for c in result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]:
-        value = c.committed if c.committed is not None else c.attempted
-        out[c.key.metric.name] = out.get(c.key.metric.name, 0) + int(value or 0)
-    return out
+    The input paths and the edges after the rounds also go to ``<root>/_work/``, so that
+    :func:`finish_passes` can continue when the rounds did not converge. Call :func:`prepare_outputs`
+    before the pipeline runs.
+    """
+
+    def __init__(self, out_dir: str, threshold: float, rounds_per_pass: int = DEFAULT_ROUNDS_PER_PASS):
+        super().__init__()
+        self._out_dir = out_dir
+        self._threshold = parse_threshold(threshold)
+        self._rounds = rounds_per_pass
+        self._root = output_root(out_dir, threshold)
+
+    def expand(self, paths):
+        _ = paths | "KeepInputPaths" >> beam.io.WriteToText(_inputs_prefix(self._root))
+        dedup = FuzzyDedup(self._threshold, rounds=self._rounds)
+        flags = paths | "ReadDocuments" >> ReadDedupDocuments(self._threshold) | "Cluster" >> dedup
+        _ = dedup.edges | "EdgeLines" >> beam.Map(_edge_line) | "KeepEdges" >> beam.io.WriteToText(
+            _edges_prefix(self._root, 0)
+        )
+        return flags | "Write" >> WriteFuzzyDedup(self._out_dir, self._threshold)
+
+
+# ----------------------------------------------------------------------------------- engines (drivers)
 
 
 def converged(result: Any, rounds: int = DEFAULT_ROUNDS, first_round: int = 0) -> bool:
-    """Whether the :class:`StarRounds` of a finished pipeline converged: its last round moved no edge.
+    """Whether the :class:`StarRounds` of a finished pipeline converged: its last round moved no edge."""
+    return fuzzy_counters(result).get(f"cc_round_{first_round + rounds - 1:03d}_moves", 0) == 0
 
-    For ``rpv2 run`` with :class:`FuzzyDedup` at its end: if False, the clusters are not final; rerun
-    ``rpv2 dedup fuzzy --engine beam`` (which loops until convergence) or raise ``rounds``.
-    """
-    return _counters(result).get(f"cc_round_{first_round + rounds - 1:03d}_moves", 0) == 0
+
+def fuzzy_counters(result: Any) -> dict[str, int]:
+    """The fuzzy-dedup counters of a finished pipeline."""
+    return namespace_counters(result, NAMESPACE)
 
 
 def _clear(paths: Iterable[str]) -> None:
@@ -469,195 +453,148 @@ def _clear(paths: Iterable[str]) -> None:
         FileSystems.delete(existing)
 
 
+def _outputs(root: str) -> list[str]:
+    return [posixpath.join(root, "clusters"), posixpath.join(root, "documents")]
+
+
+def prepare_outputs(out_dir: str, threshold: float) -> None:
+    """Remove an earlier run's outputs and work files (a file per input shard: stale ones would stay)."""
+    root = output_root(out_dir, threshold)
+    _clear([*_outputs(root), _work_dir(root)])
+
+
+def finish_passes(
+    out_dir: str,
+    threshold: float,
+    options: Any,
+    counters: Mapping[str, int],
+    *,
+    rounds_per_pass: int = DEFAULT_ROUNDS_PER_PASS,
+    max_rounds: int = DEFAULT_MAX_ROUNDS,
+) -> dict[str, int]:
+    """After the pipeline that applied :class:`FuzzyDedupFiles` (its fuzzy ``counters``): if its last
+    round moved edges, run passes of ``rounds_per_pass`` rounds on the kept edges as successive
+    pipelines until one converges, then rewrite the outputs from the converged edges. Removes the work
+    files. Raises :class:`FuzzyDedupError` when ``max_rounds`` rounds do not converge. Returns the
+    counters with ``cc_rounds_run``.
+
+    The rewrite reads the documents again; its counters are not added (they repeat the first read's).
+    """
+    threshold = parse_threshold(threshold)
+    root = output_root(out_dir, threshold)
+    totals = dict(counters)
+    rounds = rounds_per_pass
+    pass_index = 0
+    while totals.get(f"cc_round_{rounds - 1:03d}_moves", 0):
+        if rounds >= max_rounds:
+            raise FuzzyDedupError(f"connected components did not converge in {max_rounds} rounds")
+        pass_index += 1
+        log.info("fuzzy dedup: not converged after %d rounds; pass %d", rounds, pass_index)
+        p = new_pipeline(options)
+        _ = (
+            p
+            | "ReadEdges" >> beam.io.ReadFromText(_edges_prefix(root, pass_index - 1) + "*")
+            | "ParseEdges" >> beam.Map(_parse_edge)
+            | "Rounds" >> StarRounds(rounds_per_pass, rounds)
+            | "EdgeLines" >> beam.Map(_edge_line)
+            | "KeepEdges" >> beam.io.WriteToText(_edges_prefix(root, pass_index))
+        )
+        for name, value in fuzzy_counters(run_and_wait(p)).items():
+            totals[name] = totals.get(name, 0) + value
+        rounds += rounds_per_pass
+    if pass_index:  # the first pipeline wrote its outputs from unconverged edges: rewrite them
+        _clear(_outputs(root))
+        p = new_pipeline(options)
+        keyed = (
+            p
+            | "InputPaths" >> beam.io.ReadFromText(_inputs_prefix(root) + "*")
+            | "ReadDocuments" >> ReadDedupDocuments(threshold)
+            | "KeyBands" >> beam.ParDo(_KeyBands(threshold, signature_column(threshold))).with_outputs(
+                _KeyBands.BANDS, main="refs"
+            )
+        )
+        edges = (
+            p
+            | "ReadEdges" >> beam.io.ReadFromText(_edges_prefix(root, pass_index) + "*")
+            | "ParseEdges" >> beam.Map(_parse_edge)
+        )
+        labels = edges | "Labels" >> ComponentLabels()
+        _ = keyed.refs | "Flags" >> DocumentFlags(labels) | "Write" >> WriteFuzzyDedup(out_dir, threshold)
+        run_and_wait(p)
+    _clear([_work_dir(root)])
+    totals["cc_rounds_run"] = rounds
+    return totals
+
+
 def run_beam(
     in_dir: str,
     out_dir: str,
     threshold: float,
     beam_args: list[str] | None = None,
-    rounds_per_pass: int = 4,
-    max_rounds: int = 64,
+    rounds_per_pass: int = DEFAULT_ROUNDS_PER_PASS,
+    max_rounds: int = DEFAULT_MAX_ROUNDS,
 ) -> dict[str, int]:
-    """``rpv2 dedup fuzzy --engine beam``: passes of ``rounds_per_pass`` rounds as successive pipelines
-    until a round moves no edge; the edge set between passes lives in ``<root>/_work/``.
-
-    Pass 1 reads the documents, builds the star edges, runs its rounds and writes the outputs; if its
-    last round moved nothing (the usual case) that is the end. Otherwise later passes iterate on the
-    edge files, and a last pipeline rewrites the outputs from the converged edges. Raises RuntimeError
-    if ``max_rounds`` rounds do not converge. Returns the summed Beam counters.
-    """
+    """``rpv2 dedup fuzzy --engine beam`` on an existing dataset: one pipeline applying
+    :class:`FuzzyDedupFiles` to its documents files, then :func:`finish_passes` (as ``rpv2 run`` does).
+    Returns the summed Beam counters."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
     threshold = parse_threshold(threshold)
     files = document_files([in_dir])
     if not files:
         raise FileNotFoundError(f"no documents Parquet files under {in_dir}")
-    root = output_root(out_dir, threshold)
-    work = posixpath.join(root, "_work")
-    outputs = [posixpath.join(root, "clusters"), posixpath.join(root, "documents")]
-    _clear([*outputs, work])
+    prepare_outputs(out_dir, threshold)
     options = PipelineOptions(beam_args or [])
-    totals: dict[str, int] = {}
-
-    def edges_prefix(pass_index: int) -> str:
-        return posixpath.join(work, f"edges_pass_{pass_index:03d}")
-
-    def read_and_key(p):
-        return (
-            p
-            | "ReadDocuments" >> ReadDedupDocuments(files, threshold)
-            | "KeyBands" >> beam.ParDo(_KeyBands(threshold)).with_outputs(_KeyBands.BANDS, main="refs")
+    p = new_pipeline(options)
+    _ = p | "DocumentFiles" >> beam.Create(files) | "FuzzyDedup" >> FuzzyDedupFiles(out_dir, threshold, rounds_per_pass)
+    counters = fuzzy_counters(run_and_wait(p))
+    if not counters:  # the convergence test reads counters; files were given, so some must be reported
+        raise FuzzyDedupError(
+            "no Beam metrics reported (a runner without metrics?): cannot tell whether the rounds converged"
         )
-
-    def write_outputs(refs, edges):
-        labels = edges | "Labels" >> ComponentLabels()
-        _ = refs | "Flags" >> DocumentFlags(labels) | "Write" >> WriteFuzzyDedup(out_dir, threshold)
-
-    def run(p) -> None:
-        result = p.run()
-        result.wait_until_finish()
-        for name, value in _counters(result).items():
-            totals[name] = totals.get(name, 0) + value
-
-    # pass 0: documents -> star edges -> rounds -> outputs (+ edges in case more rounds are needed)
-    p = beam.Pipeline(runner=offline_direct_runner(options), options=options)
-    keyed = read_and_key(p)
-    edges = keyed[_KeyBands.BANDS] | "LshStarEdges" >> LshStarEdges() | "Rounds" >> StarRounds(rounds_per_pass)
-    _ = edges | "EdgeLines" >> beam.Map(_edge_line) | "WriteEdges" >> beam.io.WriteToText(edges_prefix(0))
-    write_outputs(keyed.refs, edges)
-    run(p)
-    if not totals:  # the convergence test below reads counters
-        raise RuntimeError(
-            "no Beam metrics reported (no readable document, or a runner without metrics): "
-            "cannot tell whether the rounds converged"
-        )
-    rounds = rounds_per_pass
-    pass_index = 0
-    while totals.get(f"cc_round_{rounds - 1:03d}_moves", 0):
-        if rounds >= max_rounds:
-            raise RuntimeError(f"connected components did not converge in {max_rounds} rounds")
-        pass_index += 1
-        log.info("fuzzy dedup: not converged after %d rounds; pass %d", rounds, pass_index)
-        p = beam.Pipeline(runner=offline_direct_runner(options), options=options)
-        _ = (
-            p
-            | "ReadEdges" >> beam.io.ReadFromText(edges_prefix(pass_index - 1) + "*")
-            | "ParseEdges" >> beam.Map(_parse_edge)
-            | "Rounds" >> StarRounds(rounds_per_pass, rounds)
-            | "EdgeLines" >> beam.Map(_edge_line)
-            | "WriteEdges" >> beam.io.WriteToText(edges_prefix(pass_index))
-        )
-        run(p)
-        rounds += rounds_per_pass
-    if pass_index:  # outputs of pass 0 were written from unconverged edges: rewrite them
-        _clear(outputs)
-        p = beam.Pipeline(runner=offline_direct_runner(options), options=options)
-        keyed = read_and_key(p)
-        edges = (
-            p
-            | "ReadEdges" >> beam.io.ReadFromText(edges_prefix(pass_index) + "*")
-            | "ParseEdges" >> beam.Map(_parse_edge)
-        )
-        write_outputs(keyed.refs, edges)
-        run(p)
-    _clear([work])
-    totals["cc_rounds_run"] = rounds
-    return totals
-
-
-def _band_matrix(column: pa.ChunkedArray, threshold: float) -> tuple[np.ndarray, np.ndarray, int]:
-    """(row indices with a usable signature, (n, bands, bytes) uint8 array, number of bad signatures)."""
-    n_bands, band_bytes = band_shape(threshold)
-    col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    present = col.is_valid().to_numpy(zero_copy_only=False)
-    lengths = pc.list_value_length(col).fill_null(0).to_numpy(zero_copy_only=False)
-    ok = present & (lengths == n_bands)
-    flat = pc.list_flatten(col.filter(pa.array(ok)))
-    value_len = pc.binary_length(flat).fill_null(-1).to_numpy(zero_copy_only=False)
-    per_row_ok = (value_len == band_bytes).reshape(-1, n_bands).all(axis=1) if len(flat) else np.zeros(0, bool)
-    rows = np.flatnonzero(ok)
-    bad = int(np.sum(present & ~ok) + np.sum(~per_row_ok))
-    good_rows = rows[per_row_ok]
-    if len(good_rows) == 0:
-        return good_rows, np.zeros((0, n_bands, band_bytes), np.uint8), bad
-    flat = pc.list_flatten(col.filter(pa.array(np.isin(np.arange(len(col)), good_rows))))
-    flat = flat.cast(pa.binary())
-    offsets = np.frombuffer(flat.buffers()[1], np.int32)[flat.offset : flat.offset + len(flat) + 1]
-    data = np.frombuffer(flat.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
-    return good_rows, data.reshape(len(good_rows), n_bands, band_bytes), bad
-
-
-def nodes_of(id_ints: np.ndarray) -> np.ndarray:
-    """Vectorized :func:`dedup.lsh.to_node`: uint64 id_int -> order-preserving int64."""
-    return (id_ints.astype(np.uint64) ^ np.uint64(1 << 63)).view(np.int64)
-
-
-def cluster_ids_local(id_ints: np.ndarray, bands: np.ndarray, band_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of ``id_ints`` (uint64): (cluster_id uint64, in a cluster of two or more). ``bands`` holds
-    the signatures of rows ``band_rows``. Rows sharing an id_int are one node, as in the Beam engine."""
-    nodes = nodes_of(id_ints)
-    unique_nodes, inverse = np.unique(nodes, return_inverse=True)
-    src, dst = star_edges(nodes[band_rows], bands)
-    src_node = inverse[band_rows[src]]
-    dst_node = inverse[band_rows[dst]]
-    keep = src_node != dst_node
-    src_node, dst_node = src_node[keep], dst_node[keep]
-    labels = components_local(unique_nodes, src_node, dst_node)
-    has_edge = np.zeros(len(unique_nodes), bool)
-    has_edge[src_node] = True
-    has_edge[dst_node] = True
-    cluster = (labels.view(np.uint64) ^ np.uint64(1 << 63))[inverse]
-    return cluster, has_edge[inverse]
+    return finish_passes(out_dir, threshold, options, counters, rounds_per_pass=rounds_per_pass,
+                         max_rounds=max_rounds)
 
 
 def run_local(in_dir: str, out_dir: str, threshold: float) -> dict[str, int]:
     """``rpv2 dedup fuzzy --engine local``: the same outputs (byte for byte) on one machine, with
-    numpy banding and scipy connected components; for slices whose ids and bands fit in memory."""
+    numpy banding and scipy connected components (:mod:`dedup.fuzzy_local`); for slices whose ids and
+    bands fit in memory. This driver reads the Parquet and publishes the files."""
     threshold = parse_threshold(threshold)
     files = document_files([in_dir])
     if not files:
         raise FileNotFoundError(f"no documents Parquet files under {in_dir}")
     root = output_root(out_dir, threshold)
-    _clear([posixpath.join(root, "clusters"), posixpath.join(root, "documents")])
+    _clear(_outputs(root))
     counters = {"documents": 0, "unreadable_files": 0, "documents_without_id": 0,
                 "documents_without_signature": 0, "documents_bad_signature": 0}
     tables = []
     for path in files:
         try:
             with FileSystems.open(path, compression_type="uncompressed") as handle:
-                table = read_dedup_columns(handle, threshold)
+                tables.append(read_dedup_columns(handle, threshold))
         except Exception as exc:
             counters["unreadable_files"] += 1
             log.error("fuzzy dedup: cannot read %s: %s", path, exc)
-            continue
-        tables.append(table)
     if not tables:
         return counters
-    table = pa.concat_tables(tables)
-    with_id = table.column("id").is_valid()
-    counters["documents_without_id"] = len(table) - int(pc.sum(with_id).as_py() or 0)
-    table = table.filter(with_id)
-    column = table.column(signature_column(threshold))
-    counters["documents"] = len(table)
-    counters["documents_without_signature"] = column.null_count
-    band_rows, bands, bad = _band_matrix(column, threshold)
-    counters["documents_bad_signature"] = bad
-    id_ints = table.column("id_int").to_numpy(zero_copy_only=False).astype(np.uint64)
-    cluster, in_cluster = cluster_ids_local(id_ints, bands, band_rows)
-    ids = table.column("id").to_pylist()
-    shards = table.column("shard_id").to_pylist()
-    flags: dict[str, list[dict[str, Any]]] = {}
-    clusters: dict[str, list[dict[str, Any]]] = {}
-    for i, doc_id in enumerate(ids):
-        shard = shards[i] or shard_id_of(doc_id)
-        row = {"id": doc_id, "id_int": int(id_ints[i]), "shard_id": shard, "cluster_id": int(cluster[i]),
-               "is_representative": bool(cluster[i] == id_ints[i])}
-        flags.setdefault(rel_path_of_shard_id(shard), []).append(row)
-        if in_cluster[i]:
-            clusters.setdefault(clusters_path(shard), []).append(row)
-    for rel, rows in sorted(flags.items()):
-        publish_table(flag_table(rows), posixpath.join(root, "documents", rel))
-    for rel, rows in sorted(clusters.items()):
-        publish_table(cluster_table(rows), posixpath.join(root, "clusters", rel))
-    counters["clusters_files"] = len(clusters)
-    counters["documents_files"] = len(flags)
+    result = cluster_documents(pa.concat_tables(tables), threshold)
+    counters.update(result.counters)
+    for rel, table in result.documents.items():
+        publish_table(table, posixpath.join(root, "documents", rel))
+    for rel, table in result.clusters.items():
+        publish_table(table, posixpath.join(root, "clusters", rel))
+    counters["clusters_files"] = len(result.clusters)
+    counters["documents_files"] = len(result.documents)
     return counters
+
+
+def cluster_counts(root: str) -> tuple[int, int]:
+    """(documents in clusters, clusters) from the clusters files under ``root`` (``clusters_sim<t>``)."""
+    clustered = representatives = 0
+    for match in FileSystems.match([f"{root.rstrip('/')}/clusters/**.parquet"])[0].metadata_list:
+        with FileSystems.open(match.path) as handle:
+            column = pq.read_table(handle, columns=["is_representative"]).column("is_representative")
+        clustered += len(column)
+        representatives += sum(bool(v) for v in column.to_pylist())
+    return clustered, representatives

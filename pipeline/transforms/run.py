@@ -1,35 +1,54 @@
-"""The Beam composition of ``rpv2 run``: CommonCrawl snapshot -> bucketed Parquet + run summary.
+"""The whole ``rpv2 run`` as one Beam composite: CommonCrawl -> CCNet stage -> Parquet -> exact dedup ->
+fuzzy dedup, plus the run summary.
 
-The top-level transform, :class:`CommonCrawlToParquet`, is ARCHITECTURE.md's data flow::
+:class:`CommonCrawlToRPv2` is ARCHITECTURE.md's data flow, one pipeline from the listing to the last
+dedup output::
 
     listing (wet.paths.gz) -> N shards of contiguous files -> per shard: read -> line dedup -> LID
-      -> perplexity -> bucket -> signals -> MinHash -> Parquet -> combined stats -> _run_summary.json
+      -> perplexity -> bucket -> signals -> MinHash -> Parquet
+      -> the files written -> exact dedup (Bloom state across snapshots)    [exact_dedup_state]
+                           -> fuzzy dedup (MinHash LSH, connected components) [fuzzy_dedup]
+      -> combined shard stats -> _run_summary.json
 
 A shard is the unit of work (one DoFn call), because CCNet's line dedup needs the whole shard's line
 hashes; the per-document steps inside it are :class:`pipeline.shard.processor.ShardProcessor`'s. Heavy
-state (LID model, LMs, signal artifacts) is loaded once per worker in ``DoFn.setup``. Every drop reason
-is a Beam counter ``rpv2:dropped_<reason>``; the summary is built from per-shard statistics combined
-in the pipeline (CombineGlobally) and written by the pipeline, so it works on any runner.
+state (LID model, LMs, signal artifacts) is loaded once per worker in ``DoFn.setup``. Each shard emits
+the URIs of the Parquet files it published, and the dedup stages read exactly those: they start on a
+file once it exists, inside the same pipeline, whatever the runner. Every drop reason is a Beam counter
+``rpv2:dropped_<reason>``; the summary is built in the pipeline (pipeline/transforms/summary.py).
+
+What needs the launcher happens around the one pipeline in :func:`run_pipeline`: the listing is read
+(a missing one fails at once, with its URL), the exact-dedup state is opened (a snapshot it already
+holds is refused before anything runs), and, in the rare case that the fuzzy-dedup rounds inside the
+pipeline did not converge, more passes run on the edges it kept (pipeline/transforms/fuzzy_dedup.py).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 
-from pipeline.shard.processor import ShardProcessor, ShardTask, StageSettings, build_annotators
-from pipeline.shard.stats import SUMMARY_FILE, ShardStats, build_summary, merge_stats, summary_json
-from pipeline.transforms.runner import offline_direct_runner
+from dedup.exact import ExactDedupState
+from pipeline.shard.processor import ShardProcessor, ShardTask, StageSettings
+from pipeline.transforms.exact_dedup import ExactDedupFiles
+from pipeline.transforms.fuzzy_dedup import DEFAULT_ROUNDS_PER_PASS, FuzzyDedupFiles
+from pipeline.transforms.summary import SummarizeRun, count_stats
 
 logger = logging.getLogger(__name__)
 
-METRICS_NAMESPACE = "rpv2"
+# Documents in one CommonCrawl WET (or WARC) file, an upper bound: files hold ~20-45k records (recent
+# crawls: about 3 billion pages in 90,000 files). Sizes a new exact-dedup state in a chained run, where
+# the documents are not known before the pipeline is built (wanted as a config key, see run_pipeline).
+DOCUMENTS_PER_INPUT_FILE = 45_000
+
+
+class RunSetupError(ValueError):
+    """The run cannot start (checked before any work): the message says why, on one line."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -51,18 +70,44 @@ def shard_tasks(
     ]
 
 
+@dataclass(frozen=True)
+class ShardGroup:
+    """The shards whose line hashes are pooled (cc_net's ``hash_in_mem`` group, every shard of it, so a
+    shard's output does not depend on which others a run selects) and which of them this run writes."""
+
+    tasks: tuple[ShardTask, ...]
+    selected: tuple[int, ...]
+
+
+def hash_groups(
+    base_url: str, snapshot: str, paths: Sequence[str], num_shards: int, shards: Sequence[int], hash_in_mem: int
+) -> list[ShardGroup]:
+    """The chosen shards in their line-dedup groups (:func:`pipeline.ccnet.line_dedup.hash_group`); a
+    group is one DoFn call. With ``hash_in_mem`` 1 (the default) every shard is its own group."""
+    from pipeline.ccnet.line_dedup import hash_group
+
+    by_group: dict[range, list[int]] = {}
+    for shard in sorted(set(shards)):
+        by_group.setdefault(hash_group(shard, num_shards, hash_in_mem), []).append(shard)
+    return [
+        ShardGroup(tuple(shard_tasks(base_url, snapshot, paths, num_shards, list(group))), tuple(chosen))
+        for group, chosen in sorted(by_group.items(), key=lambda item: item[0].start)
+    ]
+
+
 class ListShards(beam.PTransform):
-    """PBegin -> ShardTask: the snapshot's listing (read on the launcher, so that a missing listing
-    fails the run at once with its URL) cut into the chosen shards."""
+    """PBegin -> groups of ShardTasks: the snapshot's listing (read on the launcher, so that a missing
+    listing fails the run at once with its URL) cut into the chosen shards, in line-dedup groups."""
 
     def __init__(
-        self, base_url: str, snapshot: str, paths: Sequence[str], num_shards: int, shards: Sequence[int]
+        self, base_url: str, snapshot: str, paths: Sequence[str], num_shards: int, shards: Sequence[int],
+        hash_in_mem: int = 1,
     ) -> None:
         super().__init__()
-        self.tasks = shard_tasks(base_url, snapshot, paths, num_shards, shards)
+        self.groups = hash_groups(base_url, snapshot, paths, num_shards, shards, hash_in_mem)
 
     def expand(self, pbegin):
-        return pbegin | "ShardTasks" >> beam.Create(self.tasks, reshuffle=False)
+        return pbegin | "ShardTasks" >> beam.Create(self.groups, reshuffle=False)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -71,8 +116,10 @@ class ListShards(beam.PTransform):
 
 
 class ProcessShardFn(beam.DoFn):
-    """ShardTask -> ShardStats (as a dict). Writes the shard's Parquet files as a side effect, atomically,
-    so that a retried bundle rewrites the same bytes."""
+    """A ShardGroup -> one ShardStats dict per selected shard, and on the ``files`` output the URIs of the
+    Parquet files each shard published (atomically, so that a retried bundle rewrites the same bytes)."""
+
+    FILES = "files"
 
     def __init__(self, settings: StageSettings) -> None:
         self.settings = settings
@@ -80,96 +127,45 @@ class ProcessShardFn(beam.DoFn):
 
     def setup(self) -> None:
         # LID model, LMs and signal artifacts: once per worker, not per shard.
-        self.processor = ShardProcessor(self.settings, annotators=build_annotators(self.settings))
-        self.processor.models.load()
+        self.processor = ShardProcessor(self.settings)
+        self.processor.load()
 
-    def process(self, task: ShardTask) -> Iterator[dict[str, Any]]:
+    def process(self, group: ShardGroup) -> Iterator[Any]:
         assert self.processor is not None
-        stats = self.processor.process(task)
-        count_stats(stats)
-        logger.info(
-            "shard %04d: %d files, %d read, %d kept, %d dropped in %.1fs",
-            task.shard, stats.files, stats.documents_read, stats.documents_kept,
-            stats.documents_dropped, stats.processing_seconds,
-        )
-        yield stats.to_dict()
-
-
-def count_stats(stats: ShardStats) -> None:
-    """Report a shard's accounting as Beam counters (namespace ``rpv2``)."""
-    counter = Metrics.counter
-    counter(METRICS_NAMESPACE, "shards").inc(stats.shards)
-    counter(METRICS_NAMESPACE, "files").inc(stats.files)
-    counter(METRICS_NAMESPACE, "files_failed").inc(stats.files_failed)
-    counter(METRICS_NAMESPACE, "documents_read").inc(stats.documents_read)
-    counter(METRICS_NAMESPACE, "documents_kept").inc(stats.documents_kept)
-    for reason, count in sorted(stats.dropped.items()):
-        counter(METRICS_NAMESPACE, f"dropped_{reason}").inc(count)
-    for key, count in sorted(stats.kept_by_language_bucket.items()):
-        counter(METRICS_NAMESPACE, f"kept_{key.replace('/', '_')}").inc(count)
-    for name, count in sorted(stats.events.items()):
-        counter(METRICS_NAMESPACE, name).inc(count)
+        chosen = [task for task in group.tasks if task.shard in group.selected]
+        for task, stats in zip(chosen, self.processor.process_group(group.tasks, group.selected), strict=True):
+            count_stats(stats)
+            logger.info(
+                "shard %04d: %d files, %d read, %d kept, %d dropped in %.1fs",
+                task.shard, stats.files, stats.documents_read, stats.documents_kept,
+                stats.documents_dropped, stats.processing_seconds,
+            )
+            for uri in stats.outputs:
+                yield beam.pvalue.TaggedOutput(self.FILES, uri)
+            # the file list goes to the dedup stages, not into the summary
+            yield {key: value for key, value in stats.to_dict().items() if key != "outputs"}
 
 
 # --------------------------------------------------------------------------------------------------
-# Shard stats -> run summary
+# The whole run
 # --------------------------------------------------------------------------------------------------
 
 
-class CombineShardStats(beam.CombineFn):
-    """Sums ShardStats dicts (commutative and associative, as CombineFn requires)."""
+@dataclass(frozen=True)
+class DedupStages:
+    """The dedup stages chained after the CCNet stage: exact dedup with an opened state, fuzzy dedup at
+    a threshold with ``rounds_per_pass`` star rounds inside the pipeline; None leaves a stage out."""
 
-    def create_accumulator(self) -> dict[str, Any]:
-        return ShardStats().to_dict()
-
-    def add_input(self, accumulator: dict[str, Any], element: dict[str, Any]) -> dict[str, Any]:
-        return merge_stats([ShardStats.from_dict(accumulator), ShardStats.from_dict(element)]).to_dict()
-
-    def merge_accumulators(self, accumulators) -> dict[str, Any]:
-        return merge_stats(ShardStats.from_dict(a) for a in accumulators).to_dict()
-
-    def extract_output(self, accumulator: dict[str, Any]) -> dict[str, Any]:
-        return accumulator
+    exact_state: ExactDedupState | None = None
+    fuzzy_threshold: float | None = None
+    rounds_per_pass: int = DEFAULT_ROUNDS_PER_PASS
 
 
-def write_run_summary(
-    stats: Mapping[str, Any], output: str, run_info: Mapping[str, Any], started_at: float
-) -> dict[str, Any]:
-    """Build the summary (accounting identity asserted) and write ``<output>/_run_summary.json``
-    atomically through Beam FileSystems. Wall time runs from pipeline construction to now."""
-    from pipeline.io.publish import publish_bytes
+class CommonCrawlToRPv2(beam.PTransform):
+    """CommonCrawl snapshot -> Parquet partitioned by snapshot/language/bucket, then exact and fuzzy dedup
+    of the files written (when ``dedup`` asks for them), beside them under ``settings.output``.
 
-    summary = build_summary(ShardStats.from_dict(stats), wall_seconds=time.time() - started_at, run_info=run_info)
-    publish_bytes(summary_json(summary).encode("utf-8"), f"{output.rstrip('/')}/{SUMMARY_FILE}")
-    return summary
-
-
-class SummarizeRun(beam.PTransform):
-    """ShardStats dicts -> the run summary, written beside the output."""
-
-    def __init__(self, output: str, run_info: Mapping[str, Any], started_at: float) -> None:
-        super().__init__()
-        self.output = output
-        self.run_info = json.loads(json.dumps(dict(run_info)))  # plain data only
-        self.started_at = started_at
-
-    def expand(self, stats):
-        return (
-            stats
-            | "CombineShardStats" >> beam.CombineGlobally(CombineShardStats())
-            | "WriteRunSummary" >> beam.Map(write_run_summary, self.output, self.run_info, self.started_at)
-        )
-
-
-# --------------------------------------------------------------------------------------------------
-# The whole stage
-# --------------------------------------------------------------------------------------------------
-
-
-class CommonCrawlToParquet(beam.PTransform):
-    """CommonCrawl snapshot -> Parquet partitioned by snapshot/language/bucket, plus the run summary.
-
-    Returns the PCollection holding the one summary dict.
+    Returns the PCollection holding the one run-summary dict.
     """
 
     def __init__(
@@ -181,6 +177,7 @@ class CommonCrawlToParquet(beam.PTransform):
         num_shards: int,
         shards: Sequence[int],
         settings: StageSettings,
+        dedup: DedupStages | None = None,
         run_info: Mapping[str, Any] | None = None,
         started_at: float | None = None,
     ) -> None:
@@ -191,23 +188,32 @@ class CommonCrawlToParquet(beam.PTransform):
         self.num_shards = num_shards
         self.shards = tuple(shards)
         self.settings = settings
+        self.dedup = dedup or DedupStages()
         self.run_info = dict(run_info or {})
         self.started_at = time.time() if started_at is None else started_at
 
     def expand(self, pbegin):
-        settings = self.settings
+        output = self.settings.output
         shards = pbegin | "ListShards" >> ListShards(
-            self.base_url, self.snapshot, self.listing, self.num_shards, self.shards
+            self.base_url, self.snapshot, self.listing, self.num_shards, self.shards, self.settings.hash_in_mem
         )
-        shard_stats = (
+        stage = (
             shards
-            # one shard per worker call, spread over the workers
+            # one shard group per worker call, spread over the workers
             | "SpreadShards" >> beam.Reshuffle()
             # read -> line dedup -> LID -> keep language -> perplexity -> bucket -> signals -> MinHash
             #   -> Parquet per (language, bucket)
-            | "CCNetStageToParquet" >> beam.ParDo(ProcessShardFn(settings))
+            | "CCNetStageToParquet"
+            >> beam.ParDo(ProcessShardFn(self.settings)).with_outputs(ProcessShardFn.FILES, main="stats")
         )
-        return shard_stats | "SummarizeRun" >> SummarizeRun(settings.output, self.run_info, self.started_at)
+        written = stage[ProcessShardFn.FILES]
+        if self.dedup.exact_state is not None:
+            _ = written | "ExactDedup" >> ExactDedupFiles(self.dedup.exact_state, output)
+        if self.dedup.fuzzy_threshold is not None:
+            _ = written | "FuzzyDedup" >> FuzzyDedupFiles(
+                output, self.dedup.fuzzy_threshold, self.dedup.rounds_per_pass
+            )
+        return stage.stats | "SummarizeRun" >> SummarizeRun(output, self.run_info, self.started_at)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -222,43 +228,65 @@ def load_stage_cutoffs(path: str | None) -> dict[str, Any]:
     return dict(load_cutoffs(path)) if path else dict(load_cutoffs())
 
 
-def read_run_summary(output: str) -> dict[str, Any]:
-    """``<output>/_run_summary.json`` through Beam FileSystems (local, gs://, s3://)."""
-    from apache_beam.io.filesystems import FileSystems
-
-    with FileSystems.open(f"{output.rstrip('/')}/{SUMMARY_FILE}") as handle:
-        return json.loads(handle.read().decode("utf-8"))
+def expected_documents(tasks: Sequence[ShardTask]) -> int:
+    """An upper bound of the documents the chosen shards hold: their input files x
+    :data:`DOCUMENTS_PER_INPUT_FILE`."""
+    return DOCUMENTS_PER_INPUT_FILE * max(sum(len(task.files) for task in tasks), 1)
 
 
-def pipeline_counters(result: Any) -> dict[str, int]:
-    """The ``rpv2`` Beam counters of a finished pipeline, summed over steps (committed values where the
-    runner reports them, else attempted)."""
-    from apache_beam.metrics.metric import MetricsFilter
+def open_exact_state(state_uri: str, snapshot: str, tasks: Sequence[ShardTask]) -> ExactDedupState:
+    """The exact-dedup state of a chained run, opened before the pipeline is built: an existing one with
+    its own settings, else a new one sized for ``DEFAULT_GROWTH`` times :func:`expected_documents`.
+    Raises :class:`RunSetupError` if it already holds ``snapshot`` (every document would be flagged) or
+    was built with another key."""
+    from dedup.exact import DEFAULT_ERROR_RATE, DEFAULT_GROWTH, DEFAULT_PARTITIONS, refuse_seen_snapshots
+    from pipeline.dataset.ids import short_snapshot
 
-    counters: dict[str, int] = {}
-    for counter in result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))["counters"]:
-        value = counter.committed if counter.committed is not None else counter.attempted
-        counters[counter.key.metric.name] = counters.get(counter.key.metric.name, 0) + int(value or 0)
-    return dict(sorted(counters.items()))
-
-
+    try:
+        state = ExactDedupState.open_or_create(
+            state_uri, DEFAULT_PARTITIONS, DEFAULT_GROWTH * expected_documents(tasks), DEFAULT_ERROR_RATE, "digest"
+        )
+        refuse_seen_snapshots(state, [short_snapshot(snapshot)], "use a fresh --exact-dedup-state")
+    except ValueError as exc:
+        raise RunSetupError(f"exact dedup: {exc}") from exc
+    return state
 
 
 def run_pipeline(config: Any, beam_args: Sequence[str] = (), *, sample: bool = False) -> dict[str, Any]:
-    """Build and run the pipeline for ``config`` (a RunConfig), wait for it, and return the run summary
-    (as written to ``_run_summary.json``) with the Beam counters under ``"counters"``."""
+    """Build the whole run for ``config`` (a RunConfig) as one pipeline, run it, wait for it, and return
+    the run summary (as written to ``_run_summary.json``) with the ``rpv2`` Beam counters under
+    ``"counters"``; with exact dedup, its summary under ``"exact_dedup"``; with fuzzy dedup,
+    ``{"threshold", "output", "counters", "clustered", "clusters"}`` under ``"fuzzy_dedup"``.
+
+    Raises ListingError (unreadable listing), RunSetupError (exact-dedup state refused) before any work,
+    and FuzzyDedupError when the components do not converge.
+    """
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipeline.sources.listing import parse_shard_spec, read_listing
+    from pipeline.transforms import fuzzy_dedup
+    from pipeline.transforms.exact_dedup import read_exact_summary
+    from pipeline.transforms.runner import new_pipeline, run_and_wait
+    from pipeline.transforms.summary import pipeline_counters, read_run_summary
 
     if config.snapshot is None:
         raise ValueError("run_pipeline needs a snapshot (the CLI substitutes the embedded sample)")
     shards = parse_shard_spec(config.shards, config.num_shards)
     # crawl-data/CC-MAIN-<id>/{wet,warc}.paths.gz; raises ListingError (with the URL) if unreadable
-    listing = read_listing(config.base_url, config.snapshot, kind=config.input_format, retry=config.retry.policy())
+    listing = read_listing(config.base_url, config.snapshot, kind=config.input_format, retry=config.retry)
     logger.info("%s: %d %s files in %d shards, %d selected", config.snapshot, len(listing), config.input_format,
                 config.num_shards, len(shards))
     settings = StageSettings.from_config(config, load_stage_cutoffs(config.cutoffs))
+    dedup = DedupStages(
+        exact_state=(
+            open_exact_state(config.exact_dedup_state, config.snapshot,
+                             shard_tasks(config.base_url, config.snapshot, listing, config.num_shards, shards))
+            if config.exact_dedup_state else None
+        ),
+        fuzzy_threshold=config.fuzzy_dedup,
+    )
+    if dedup.fuzzy_threshold is not None:
+        fuzzy_dedup.prepare_outputs(config.output, dedup.fuzzy_threshold)
     run_info = {
         "snapshot": config.snapshot,
         "base_url": config.base_url,
@@ -270,22 +298,45 @@ def run_pipeline(config: Any, beam_args: Sequence[str] = (), *, sample: bool = F
         "output": config.output,
         "embedded_sample": sample,
     }
-    args = config.beam_args(beam_args)
-    options = PipelineOptions(args)
+    options = PipelineOptions(config.beam_args(beam_args))
     started_at = time.time()
-    pipeline = beam.Pipeline(runner=offline_direct_runner(options), options=options)
-    _ = pipeline | "CommonCrawlToParquet" >> CommonCrawlToParquet(
+    pipeline = new_pipeline(options)
+    _ = pipeline | "CommonCrawlToRPv2" >> CommonCrawlToRPv2(
         base_url=config.base_url,
         snapshot=config.snapshot,
         listing=listing,
         num_shards=config.num_shards,
         shards=shards,
         settings=settings,
+        dedup=dedup,
         run_info=run_info,
         started_at=started_at,
     )
-    result = pipeline.run()
-    result.wait_until_finish()
+    result = run_and_wait(pipeline)
     summary = read_run_summary(config.output)
     summary["counters"] = pipeline_counters(result)
+    if dedup.exact_state is not None:
+        summary["exact_dedup"] = read_exact_summary(config.output, result)
+    if dedup.fuzzy_threshold is not None:
+        summary["fuzzy_dedup"] = _finish_fuzzy_dedup(config.output, dedup, options, result,
+                                                     documents_kept=summary["documents"]["kept"])
     return summary
+
+
+def _finish_fuzzy_dedup(output: str, dedup: DedupStages, options: Any, result: Any, *,
+                        documents_kept: int) -> dict[str, Any]:
+    """More passes if the pipeline's rounds did not converge (as ``rpv2 dedup fuzzy --engine beam``), then
+    what the run reports of the clusters."""
+    from pipeline.transforms import fuzzy_dedup
+
+    counters = fuzzy_dedup.fuzzy_counters(result)
+    if not counters and documents_kept:  # documents were clustered, so counters must have been reported
+        raise fuzzy_dedup.FuzzyDedupError(
+            "no Beam metrics reported (a runner without metrics?): cannot tell whether the rounds converged"
+        )
+    counters = fuzzy_dedup.finish_passes(output, dedup.fuzzy_threshold, options, counters,
+                                         rounds_per_pass=dedup.rounds_per_pass)
+    root = fuzzy_dedup.output_root(output, dedup.fuzzy_threshold)
+    clustered, clusters = fuzzy_dedup.cluster_counts(root)
+    return {"threshold": dedup.fuzzy_threshold, "output": root, "counters": counters, "clustered": clustered,
+            "clusters": clusters}

@@ -1,4 +1,4 @@
-"""Which Beam runner object a pipeline of rpv2 is built with.
+"""Which Beam runner object a pipeline of rpv2 is built with, and running it to completion.
 
 Shared by every rpv2 pipeline (``rpv2 run``, ``rpv2 dedup exact``, ``rpv2 dedup fuzzy``) so that they
 all behave the same on a machine without network access.
@@ -35,3 +35,17 @@ def offline_direct_runner(options: Any) -> Any | None:
         beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
     )
     return fn_runner.FnApiRunner(provision_info=provision_info)
+
+
+def new_pipeline(options: Any) -> Any:
+    """A Beam pipeline for ``options`` (PipelineOptions) on :func:`offline_direct_runner`'s runner."""
+    import apache_beam as beam
+
+    return beam.Pipeline(runner=offline_direct_runner(options), options=options)
+
+
+def run_and_wait(pipeline: Any) -> Any:
+    """Run ``pipeline``, wait until it finishes (raising if it failed) and return its result."""
+    result = pipeline.run()
+    result.wait_until_finish()
+    return result
