@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 
-.PHONY: install python-deps kenlm-tools test lint bench
+.PHONY: install python-deps kenlm-tools test test-unit lint bench
 
 install: python-deps kenlm-tools
 
@@ -24,6 +24,10 @@ lint:
 
 test: lint
 	$(PYTHON) -m pytest -q
+
+# the fast subset while you work: the pure core without Beam (about 30 s)
+test-unit:
+	$(PYTHON) -m pytest -q tests/unit
 
 bench:
 	$(PYTHON) benchmarks/run_all.py

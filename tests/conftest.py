@@ -47,7 +47,21 @@ _EXIT_STATUS: list[int] = []
 
 
 def pytest_sessionfinish(session, exitstatus):
-    _EXIT_STATUS.append(int(exitstatus))
+    _check_unit_tests_without_beam(session)
+    _EXIT_STATUS.append(int(session.exitstatus))
+
+
+def _check_unit_tests_without_beam(session) -> None:
+    """tests/unit tests the pure core (signals, dedup math, CCNet steps, readers, the step plan) without
+    Apache Beam, in seconds: a session of unit tests alone fails if any of them imported Beam."""
+    import sys
+
+    items = getattr(session, "items", [])
+    only_unit = bool(items) and all("/tests/unit/" in str(item.fspath).replace("\\", "/") for item in items)
+    if only_unit and "apache_beam" in sys.modules:
+        session.exitstatus = 1
+        print("\nunit tests imported apache_beam: move the test to tests/integration, or keep Beam out of "
+              "the code it tests", file=sys.stderr)
 
 
 @pytest.hookimpl(trylast=True)

@@ -22,8 +22,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dedup.minhash import (
-    MAX_HASH,
-    MERSENNE_PRIME,
     RPV2_BANDS_ROWS,
     SIGNATURE_COLUMNS,
     RPv2MinHash,
@@ -35,6 +33,10 @@ from dedup.minhash import (
     sha1_hash32,
     write_rpv2_minhash_parquet,
 )
+
+# datasketch's (and RPv2's) constants, written here independently of dedup.minhash
+MERSENNE_PRIME = np.uint64((1 << 61) - 1)
+MAX_HASH = np.uint64((1 << 32) - 1)
 
 try:  # the production document views (helper A1); RPv2's normalization reproduced below until they land
     from signals.document import Document as _Document

@@ -16,7 +16,6 @@ import sentencepiece as spm
 from conftest import shared_path
 
 from pipeline.ccnet.perplexity import (
-    NO_PERPLEXITY,
     LanguageModels,
     PerplexityScorer,
     perplexity_from_scores,
@@ -105,7 +104,7 @@ def test_multi_line_documents_sum_scores_and_lengths_over_lines(scorer):
 
 def test_perplexity_is_rounded_to_one_decimal():
     assert perplexity_from_scores([-10.0], [4]) == round(10**2.5, 1) == 316.2
-    assert perplexity_from_scores([], []) == NO_PERPLEXITY
+    assert perplexity_from_scores([], []) == -1.0  # cc_net's value for a text without words
 
 
 def test_tokenization_is_sentencepiece_over_the_normalized_whole_document(scorer):
@@ -127,7 +126,7 @@ def test_per_line_mode_scores_each_normalized_line():
 
 
 def test_empty_document_has_no_perplexity(scorer):
-    assert scorer.perplexity("") == NO_PERPLEXITY
+    assert scorer.perplexity("") == -1.0  # cc_net's value for a text without words
 
 
 def test_real_text_perplexity_is_finite_and_positive(scorer):

@@ -3,15 +3,14 @@ MinHash bands for real exact and near duplicates (../shared/groundtruth/rpv2).""
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 
 import networkx as nx
 import numpy as np
 import pytest
-from conftest import shared_path
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rpv2_groundtruth import known_groups, load_groundtruth
 
 from dedup.fuzzy_local import cluster_ids_local, nodes_of
 from dedup.lsh import (
@@ -129,14 +128,6 @@ def test_clusters_from_bands_equal_networkx_components(n, seed):
 # ---------------------------------------------------------------- real near duplicates (RPv2 ground truth)
 
 
-def load_groundtruth():
-    public = shared_path("groundtruth", "rpv2", "public")
-    expected = [json.loads(line) for line in (public / "expected.jsonl").open()]
-    docs = [json.loads(line) for line in (public / "docs.jsonl").open()]
-    assert [e["id"] for e in expected] == [d["id"] for d in docs]
-    return expected, docs
-
-
 def groundtruth_clusters(threshold: str) -> dict[str, int]:
     """id -> cluster_id computed from RPv2's own bands (hex in expected.jsonl) for one threshold."""
     expected, _ = load_groundtruth()
@@ -150,21 +141,6 @@ def groundtruth_clusters(threshold: str) -> dict[str, int]:
     labels = {e["id"]: int(c) for e, c in zip(rows, cluster, strict=True)}
     labels.update({e["id"]: e["id_int"] for e in expected if e["minhash"][column] is None})
     return labels
-
-
-def known_groups(kinds: tuple[str, ...]) -> list[set[str]]:
-    """Groups of ids that docs.jsonl declares duplicates (dup_of / near_dup_of name the source url)."""
-    _, docs = load_groundtruth()
-    by_url = defaultdict(list)
-    for d in docs:
-        by_url[d["url"]].append(d["id"])
-    graph = nx.Graph()
-    for d in docs:
-        for kind in kinds:
-            if d.get(kind):
-                for source in by_url[d[kind]]:
-                    graph.add_edge(d["id"], source)
-    return [set(c) for c in nx.connected_components(graph)]
 
 
 def clusters_of(labels: dict[str, int]) -> list[set[str]]:

@@ -13,7 +13,7 @@ from pipeline_corpus import build_corpus_mirror
 
 from pipeline.cli import main as rpv2
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_help_lists_the_run_flags(capsys):

@@ -21,8 +21,6 @@ from conftest import shared_path
 
 from signals.document import Document, TextSlice
 from signals.text_normalization import (
-    LINE_PATTERN,
-    WORDPUNCT_PATTERN,
     fast_normalize,
     normalize,
     remove_punctuation,
@@ -31,6 +29,8 @@ from signals.text_normalization import (
 )
 
 _PUNCT = str.maketrans("", "", string.punctuation)
+# RPv2's line split (Document: re.finditer(r"([^\n]*\n|[^\n]+$)", text)), written here independently
+_RPV2_LINES = re.compile(r"([^\n]*\n|[^\n]+$)")
 _NLTK_WORDPUNCT = regex.compile(r"\w+|[^\w\s]+", flags=regex.UNICODE | regex.MULTILINE | regex.DOTALL)
 
 
@@ -54,7 +54,7 @@ TEXTS = _docs() + [
 def test_views_equal_reference_definitions():
     for text in TEXTS:
         doc = Document(text, domain="d.com", language="en")
-        ref_lines = [(m.group(0), m.start(), m.end()) for m in LINE_PATTERN.finditer(text)]
+        ref_lines = [(m.group(0), m.start(), m.end()) for m in _RPV2_LINES.finditer(text)]
         assert [(s.text, s.start, s.end) for s in doc.raw_lines] == ref_lines
         assert [(s.text, s.start, s.end) for s in doc.normalized_lines] == [
             (reference_normalize(t), s, e) for t, s, e in ref_lines
@@ -99,8 +99,8 @@ def test_helpers_equal_their_reference():
         assert normalize(text) == reference_normalize(text)
         assert fast_normalize(text) == reference_normalize(text)
         assert remove_punctuation(text) == text.translate(_PUNCT)
-        assert split_lines(text) == [m.group(0) for m in LINE_PATTERN.finditer(text)]
-        assert wordpunct_tokenize(text) == WORDPUNCT_PATTERN.findall(text)
+        assert split_lines(text) == [m.group(0) for m in _RPV2_LINES.finditer(text)]
+        assert wordpunct_tokenize(text) == _NLTK_WORDPUNCT.findall(text)
 
 
 def test_character_facts_behind_the_one_pass_normalization():

@@ -216,7 +216,7 @@ def test_dockerfile_builds_on_the_sdk_image_of_the_installed_beam():
 
     import apache_beam
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     text = (root / "Dockerfile").read_text()
     assert re.search(r"^ARG BEAM_VERSION=(\S+)$", text, re.M).group(1) == apache_beam.__version__
     assert re.search(r"^FROM apache/beam_python3\.11_sdk:\$\{BEAM_VERSION\}$", text, re.M)

@@ -241,7 +241,7 @@ def test_cli_retries_count_the_attempts_after_the_first(server, tmp_path):
 
 def test_cli_downloads_the_run_configs_languages_by_default(server, tmp_path):
     # the default list is configs/default.yaml's languages, the ones `rpv2 run` keeps
-    languages = read_yaml(Path(__file__).resolve().parents[1] / "configs" / "default.yaml")["languages"]
+    languages = read_yaml(Path(__file__).resolve().parents[2] / "configs" / "default.yaml")["languages"]
     rpv2(["models", "download", "--no-lid", "--base-url", server.url, "--cache-dir", str(tmp_path), "--no-progress"])
     assert {path for path, _ in server.requests} == {f"{lang}.{ext}" for lang in languages for ext in ("sp.model", "arpa.bin")}
 

@@ -326,7 +326,7 @@ def test_converged_tells_whether_the_unrolled_rounds_sufficed():
 def test_groundtruth_near_duplicates_on_both_engines(tmp_path):
     """RPv2's own bands for its 262 ground-truth documents, laid out as the pipeline writes them: both
     engines find exactly the exact and near duplicates docs.jsonl declares, with the same bytes."""
-    from test_lsh import known_groups, load_groundtruth
+    from rpv2_groundtruth import known_groups, load_groundtruth
 
     expected, docs = load_groundtruth()
     per_file = defaultdict(list)
