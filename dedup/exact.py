@@ -362,12 +362,9 @@ def exact_columns(key_mode: str) -> list[str]:
 def read_exact_columns(source, key_mode: str) -> list[dict]:
     """The columns exact dedup needs from one documents file (a path or a file object), as dicts; missing
     columns are None, so the records are counted as bad by reason rather than failing the file."""
-    import pyarrow.parquet as pq
+    from pipeline.dataset.files import read_parquet
 
-    parquet = pq.ParquetFile(source)
-    names = set(parquet.schema_arrow.names)
-    wanted = [c for c in exact_columns(key_mode) if c in names]
-    rows = parquet.read(columns=wanted).to_pylist()
+    rows = read_parquet(source, exact_columns(key_mode), missing_ok=True).to_pylist()
     for row in rows:
         for column in exact_columns(key_mode):
             row.setdefault(column, None)
@@ -515,10 +512,16 @@ def write_summary(summary: Mapping, out_uri: str) -> None:
 def commit_and_summarize(
     partition_results: list[dict], per_snapshot: dict, state: ExactDedupState, generation: int, out_uri: str | None
 ) -> dict:
-    """Point the state manifest at the run's partition files (the commit) and write the run summary."""
+    """Write the run summary, then point the state manifest at the run's partition files (the commit).
+
+    The summary comes first and names the generation it commits (``committed_generation``): a run killed
+    between the two left a summary the state does not hold (the rerun redoes exact dedup), and a run
+    killed after the commit left both, so a resumed ``rpv2 run`` sees its exact dedup done and goes on."""
     summary = summarize(partition_results, per_snapshot, state)
-    state.commit(generation, {r["partition"]: r["rel_path"] for r in partition_results}, per_snapshot.keys())
-    with_state(summary, state)
+    summary["committed_generation"] = generation
+    summary["state_generation"] = generation
+    summary["state_snapshots"] = sorted(set(state.snapshots) | set(per_snapshot), reverse=True)
     if out_uri is not None:
         write_summary(summary, out_uri)
+    state.commit(generation, {r["partition"]: r["rel_path"] for r in partition_results}, per_snapshot.keys())
     return summary

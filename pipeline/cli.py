@@ -1,7 +1,15 @@
 """The `rpv2` command line: a thin dispatcher over pipeline.commands.*.
 
-Every command lives in its own module so that a reader finds it by name; this file only
-knows the list of commands and the order `rpv2 --help` shows them in.
+Every command lives in its own module so that a reader finds it by name; this file only knows the list
+of commands, the order `rpv2 --help` shows them in, and the rules every command line follows:
+
+- strict: an option that is neither the command's own nor (for the commands that run a Beam pipeline:
+  ``run``, ``dedup exact``, ``dedup fuzzy``) one of Beam's pipeline options is an error naming it, so a
+  typo (``--output-dir``) cannot silently fall back to a default; prefixes of options are not accepted;
+- Beam's own options pass through as Beam spells them (``--runner=FlinkRunner --parallelism=8``), are
+  checked against Beam's option parser (:mod:`pipeline.preflight`) and reach the command as
+  ``args.beam_args``; a command module declares ``BEAM_OPTIONS = True`` to accept them;
+- every error is one line, ``rpv2 CMD: error: ...``, exit code 2, before any work starts.
 """
 
 from __future__ import annotations
@@ -9,10 +17,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
+import re
 import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
 
-# command name -> module implementing it (HELP, add_arguments, main)
+# command name -> module implementing it (HELP, add_arguments, main; BEAM_OPTIONS if it runs Beam)
 COMMANDS: dict[str, str] = {
     "run": "pipeline.commands.run",
     "signals": "pipeline.commands.signals",
@@ -23,13 +34,143 @@ COMMANDS: dict[str, str] = {
     "artifacts": "pipeline.commands.artifacts",
 }
 
+START_HERE = """\
+to start:
+  rpv2 run                                                  the embedded sample, offline, end to end
+  rpv2 run --snapshot 2023-06 --shards 0 --output out/      shard 0 (of 5000) of a real CommonCrawl snapshot
+"""
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+VERBOSE_FLAGS = ("-v", "--verbose")  # accepted anywhere on the line, before or after the command
+_NEGATIVE_NUMBER = re.compile(r"-\d+$|-\d*\.\d+$")
+
+
+def version() -> str:
+    """The installed distribution's version; from a checkout that is not installed, pyproject.toml's."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("rpv2")
+    except PackageNotFoundError:
+        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+        text = pyproject.read_text(encoding="utf-8") if pyproject.is_file() else ""
+        match = re.search(r'^\[project\][^\[]*?^version\s*=\s*"([^"]+)"', text, re.MULTILINE | re.DOTALL)
+        return match.group(1) if match else "unknown"
+
+
+class CommandParser(argparse.ArgumentParser):
+    """The parser of rpv2 and of each of its commands: prefixes of options are not options
+    (``allow_abbrev=False``), errors are one line, and a command's arguments are sorted before argparse
+    sees them (:meth:`split_arguments`) so that Beam options never reach a positional argument and
+    unknown options are named."""
+
+    accepts_beam_options = False  # set on the parser of a command whose module has BEAM_OPTIONS = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+    def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None):  # type: ignore[override]
+        if args is not None and not self._subcommands():
+            kept, beam_args = self.split_arguments(list(args))
+            if namespace is None:
+                namespace = argparse.Namespace()
+            namespace.beam_args = beam_args
+            return super().parse_known_args(kept, namespace)
+        return super().parse_known_args(args, namespace)
+
+    def _subcommands(self) -> argparse._SubParsersAction | None:
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return action
+        return None
+
+    def split_arguments(self, args: list[str]) -> tuple[list[str], list[str]]:
+        """(this command's arguments, Beam's options) of a command's argument list, in order.
+
+        An option of the command keeps its values; a Beam option (for a command that accepts them) goes
+        with its values to the second list, which is checked against Beam's parser and runners here;
+        anything else that looks like an option is an error naming it. Everything after ``--`` is the
+        command's."""
+        kept: list[str] = []
+        beam: list[str] = []
+        i = 0
+        while i < len(args):
+            token = args[i]
+            if token == "--":
+                kept += args[i:]
+                break
+            if not token.startswith("-") or token == "-" or _NEGATIVE_NUMBER.match(token):
+                kept.append(token)
+                i += 1
+                continue
+            flag, inline = token.split("=", 1)[0], "=" in token
+            action = self._option_string_actions.get(flag)
+            if action is not None:
+                n = 0 if inline else _values_taken(action.nargs, args, i)
+                kept += args[i:i + 1 + n]
+                i += 1 + n
+                continue
+            n = self._beam_option(flag)
+            n = 0 if inline else n
+            beam += args[i:i + 1 + n]
+            i += 1 + n
+        if beam:
+            from pipeline.preflight import PreflightError, check_beam_args
+
+            try:
+                check_beam_args(beam)
+            except PreflightError as exc:
+                self.error(str(exc))
+        return kept, beam
+
+    def _beam_option(self, flag: str) -> int:
+        """The number of values Beam's option ``flag`` takes; an error naming ``flag`` if it is not an
+        option this command accepts."""
+        from pipeline.preflight import beam_option_arity, beam_option_names, suggest
+
+        own = [f for f in self._option_string_actions if f.startswith("--")]
+        arity = beam_option_arity(flag)
+        if arity is None and self.accepts_beam_options:
+            hint = suggest(flag, own + sorted(beam_option_names()))
+            self.error(f"unknown option {flag}: neither an option of {self.prog} nor a Beam pipeline option{hint}")
+        if arity is None:
+            self.error(f"unknown option {flag}: not an option of {self.prog}{suggest(flag, own)}")
+        if not self.accepts_beam_options:
+            self.error(f"{flag} is a Beam pipeline option, and {self.prog} runs no Beam pipeline")
+        return arity
+
+
+def _values_taken(nargs: Any, args: Sequence[str], i: int) -> int:
+    """How many of the arguments after ``args[i]`` an option with ``nargs`` takes (as argparse would)."""
+    if nargs == 0:
+        return 0
+    if nargs is None:
+        return 1
+    if isinstance(nargs, int):
+        return nargs
+    if nargs == argparse.REMAINDER:
+        return len(args) - i - 1
+    following = 0
+    for token in args[i + 1:]:
+        if token.startswith("-") and not _NEGATIVE_NUMBER.match(token):
+            break
+        following += 1
+    return min(following, 1) if nargs == argparse.OPTIONAL else following
+
+
+def build_parser() -> CommandParser:
+    parser = CommandParser(
         prog="rpv2",
         description="CommonCrawl to pretraining data with RedPajama-V2 quality signals, on Apache Beam.",
+        epilog=START_HERE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"rpv2 {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS.items():
         try:
@@ -39,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        cmd.accepts_beam_options = bool(getattr(module, "BEAM_OPTIONS", False))
         module.add_arguments(cmd)
         cmd.set_defaults(_main=module.main)
     return parser
@@ -65,64 +207,25 @@ def _configure_logging(verbose: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    _configure_logging("-v" in argv or "--verbose" in argv)
+    end = argv.index("--") if "--" in argv else len(argv)
+    verbose = any(arg in VERBOSE_FLAGS for arg in argv[:end])
+    argv = [arg for arg in argv[:end] if arg not in VERBOSE_FLAGS] + argv[end:]
+    _configure_logging(verbose)
     parser = build_parser()
-    # `rpv2` alone runs the embedded sample end to end.
-    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "-v", "--verbose")):
-        argv = ["run", *argv]
-    args, extra = parser.parse_known_args(argv)
-    if not getattr(args, "_main", None):
+    if argv and argv[0].startswith("-") and argv[0].split("=", 1)[0] not in parser._option_string_actions:
+        parser.error(f"unknown option {argv[0]}: options go after the command, e.g. rpv2 run {argv[0]} ...")
+    args = parser.parse_args(argv)
+    if not getattr(args, "_main", None):  # `rpv2` alone: what it does and how to start
         parser.print_help()
-        return 2
-    # Only `run` and `dedup` accept pass-through Beam pipeline options.
-    if extra and args.command not in ("run", "dedup"):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    args.beam_args = extra
+        return 0
     return int(args._main(args) or 0)
 
 
-def _exit_code(exc: SystemExit) -> int:
-    if exc.code is None:
-        return 0
-    if isinstance(exc.code, int):
-        return exc.code
-    print(exc.code, file=sys.stderr)  # SystemExit("message"), as the interpreter would print it
-    return 1
-
-
 def console_main() -> None:
-    """Entry point of the `rpv2` console script and of `python -m pipeline.cli`.
-
-    Once the command has finished and its output is flushed, the process ends with ``os._exit``
-    instead of the interpreter's teardown: native libraries that a run loads (Beam's gRPC and Arrow
-    thread pools among them) were seen to abort that teardown under load ("terminate called without
-    an active exception", exit 134) after every file had been written, turning a finished run into a
-    failure. At that point nothing is left to do: outputs are published atomically before this.
-    """
-    try:
-        code = main()
-    except SystemExit as exc:
-        code = _exit_code(exc)
-    except KeyboardInterrupt:
-        code = 130
-    except BaseException:  # noqa: BLE001 - print it as the interpreter would, then exit
-        import traceback
-
-        traceback.print_exc()
-        code = 1
-    exit_without_teardown(code)
-
-
-def exit_without_teardown(code: int) -> None:
-    """Flush logging and the standard streams, then end the process with ``code`` at once
-    (``os._exit``), skipping the interpreter's teardown (see :func:`console_main`)."""
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code)
+    """Entry point of the `rpv2` console script and of `python -m pipeline.cli`: an ordinary exit, with
+    the interpreter's teardown. (An abort at teardown, exit 134, once seen here came from pyarrow reads
+    through Python file objects; pipeline.dataset.files.read_parquet explains and avoids it.)"""
+    sys.exit(main())
 
 
 if __name__ == "__main__":

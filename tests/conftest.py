@@ -38,17 +38,8 @@ def rpv2_groundtruth() -> Path:
     return shared_path("groundtruth", "rpv2")
 
 
-# The test process runs many Beam pipelines in-process. Native libraries they load (Beam's gRPC and
-# Arrow thread pools among them) were seen to abort the interpreter's teardown under load ("terminate
-# called without an active exception", exit 134) after all work was done; pipeline.cli.console_main
-# guards the `rpv2` command against it, and this does the same for the test run: once pytest has
-# finished and reported, the process exits with pytest's own status without that teardown.
-_EXIT_STATUS: list[int] = []
-
-
 def pytest_sessionfinish(session, exitstatus):
     _check_unit_tests_without_beam(session)
-    _EXIT_STATUS.append(int(session.exitstatus))
 
 
 def _check_unit_tests_without_beam(session) -> None:
@@ -63,11 +54,3 @@ def _check_unit_tests_without_beam(session) -> None:
         print("\nunit tests imported apache_beam: move the test to tests/integration, or keep Beam out of "
               "the code it tests", file=sys.stderr)
 
-
-@pytest.hookimpl(trylast=True)
-def pytest_unconfigure(config):
-    if not _EXIT_STATUS or os.environ.get("RPV2_PYTEST_NORMAL_EXIT"):
-        return
-    from pipeline.cli import exit_without_teardown
-
-    exit_without_teardown(_EXIT_STATUS[-1])

@@ -17,6 +17,7 @@ HELP = (
     "run the pipeline: CommonCrawl snapshot -> line dedup, LID, perplexity buckets, signals, MinHash -> "
     "Parquet (no arguments: the embedded sample)"
 )
+BEAM_OPTIONS = True  # Beam's own pipeline options pass through (pipeline.cli)
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-minhash", dest="minhash", action="store_const", const=False, default=None,
         help="do not compute MinHash signatures",
+    )
+    parser.add_argument(
+        "--force", action="store_true",
+        help="recompute everything: replace what an earlier run wrote in --output (by default a rerun "
+             "resumes: finished shards are kept, and other settings than the output's are refused)",
     )
     parser.epilog = (
         "Beam pipeline options pass through, e.g. --runner=DataflowRunner, --direct_num_workers=2, "
@@ -108,6 +114,7 @@ def print_dedup(summary: dict[str, Any], output: str) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from pipeline.config import ConfigError, load_config
+    from pipeline.preflight import check_run
     from pipeline.shard.stats import format_table
     from pipeline.transforms.run import RunSetupError, run_pipeline
 
@@ -130,6 +137,7 @@ def main(args: argparse.Namespace) -> int:
                 {**sample_overrides(workdir), **{k: v for k, v in overrides.items() if v is not None}},
                 runner_profile=args.runner_profile,
             )
+        config = check_run(config, getattr(args, "beam_args", None) or ())  # every check before any work
     except ConfigError as exc:
         print(f"rpv2 run: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -142,7 +150,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"rpv2 run: configuration error: shards: {exc}", file=sys.stderr)
         return 2
     try:
-        summary = run_pipeline(config, beam_args=list(getattr(args, "beam_args", []) or []), sample=sample)
+        summary = run_pipeline(config, beam_args=list(getattr(args, "beam_args", []) or []), sample=sample,
+                               force=bool(getattr(args, "force", False)))
     except RunSetupError as exc:
         print(f"rpv2 run: {exc}", file=sys.stderr)
         return 2
@@ -154,6 +163,15 @@ def main(args: argparse.Namespace) -> int:
         return 1
     output = config.output.rstrip("/")
     print(format_table(summary))
+    resumed = summary.get("run", {}).get("shards_resumed") or []
+    if resumed:
+        print(f"resumed: {len(resumed)} shard(s) finished by an earlier run were kept, not recomputed")
+    refused = summary.get("run", {}).get("listing_entries_refused") or {}
+    if refused.get("count"):
+        first = refused["entries"][0]
+        print(f"rpv2 run: WARNING: {refused['count']} listing entries refused, never read (first, line "
+              f"{first['line']}: {first['entry']!r}: {first['reason']}); see run.listing_entries_refused in "
+              f"{output}/_run_summary.json", file=sys.stderr)
     print(f"output: {output}/documents  summary: {output}/_run_summary.json")
     print_dedup(summary, output)
     if sample:

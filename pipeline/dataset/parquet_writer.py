@@ -23,6 +23,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.dataset.completion import local_file_digest
 from pipeline.dataset.layout import shard_file_path
 from pipeline.io.publish import PARQUET_COMPRESSION, publish_file
 
@@ -61,6 +62,7 @@ class ShardParquetWriter:
         self._buffers: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
         self._buffer_bytes: dict[tuple[str, str], int] = {}
         self._rows: dict[tuple[str, str], int] = {}
+        self.file_digests: dict[str, tuple[int, str]] = {}  # published path -> (bytes, sha256)
 
     def __enter__(self) -> ShardParquetWriter:
         return self
@@ -108,7 +110,9 @@ class ShardParquetWriter:
             for key in sorted(self._writers):
                 language, bucket = key
                 destination = shard_file_path(self.output_root, self.snapshot, language, bucket, self.shard)
-                publish_file(os.path.join(self._tmp, f"{language}_{bucket}.parquet"), destination)
+                local = os.path.join(self._tmp, f"{language}_{bucket}.parquet")
+                self.file_digests[destination] = local_file_digest(local)  # (bytes, sha256) for the record
+                publish_file(local, destination)
                 published[key] = (destination, self._rows[key])
         finally:
             self._writers.clear()

@@ -39,12 +39,13 @@ import pyarrow as pa
 from pipeline.ccnet.buckets import ALL as BUCKET_ALL
 from pipeline.ccnet.steps import LINE_HASHES, Drop, LineDedup
 from pipeline.config import RunConfig
+from pipeline.dataset.completion import ShardRecord, file_entry, write_record
 from pipeline.dataset.ids import document_id, document_id_int, shard_file_id
 from pipeline.dataset.parquet_writer import ShardParquetWriter
 from pipeline.dataset.schema import DOCUMENT_FIELDS, document_schema
 from pipeline.io.remote import RetryPolicy
 from pipeline.shard.annotators import VIEW
-from pipeline.shard.plan import LINE_DEDUP, READ, build_steps
+from pipeline.shard.plan import LINE_DEDUP, READ, ModelSources, build_steps, fetch_models, resolve_sources
 from pipeline.shard.spool import DocumentSpool
 from pipeline.shard.stats import ShardStats
 
@@ -65,8 +66,10 @@ class ShardTask:
 @dataclass(frozen=True)
 class StageSettings:
     """What a worker needs to process shards: picklable, resolved on the launcher (cutoffs are read
-    there, so workers need no configs/ directory). Built from the run config, the one home of every
-    default (:meth:`from_config`; :meth:`create` for a config with a few values changed)."""
+    there, so workers need no configs/ directory; models given by URI are planned there as ``sources``,
+    URIs with their sha256s, and each worker fetches them when its ShardProcessor is built, in
+    ``DoFn.setup``). Built from the run config, the one home of every default (:meth:`from_config`;
+    :meth:`create` for a config with a few values changed)."""
 
     output: str
     input_format: str
@@ -81,9 +84,15 @@ class StageSettings:
     hash_in_mem: int
     work_dir: str | None
     retry: RetryPolicy
+    # digest of the settings that shape the output (pipeline.dataset.completion), in every shard record
+    run_digest: str
+    # lid_model / models_dir / artifacts given by URI: what workers fetch (pipeline/shard/plan.py)
+    sources: ModelSources = dataclasses.field(default_factory=ModelSources)
 
     @classmethod
     def from_config(cls, config: RunConfig, cutoffs: Mapping[str, Any]) -> StageSettings:
+        """The settings of ``config``; models given by URI are resolved to their files and sha256s here
+        (manifests read; no I/O for local paths), raising pipeline.io.fetch.FetchError if they cannot be."""
         steps = tuple(
             step for step in config.pipeline
             if not (step == "signals" and not config.signals) and not (step == "minhash" and not config.minhash)
@@ -102,6 +111,11 @@ class StageSettings:
             hash_in_mem=config.hash_in_mem,
             work_dir=config.work_dir,
             retry=config.retry,
+            run_digest="",
+            sources=resolve_sources(
+                lid_model=config.lid_model, models_dir=config.models_dir, artifacts=config.artifacts,
+                languages=config.languages, steps=steps, retry=config.retry,
+            ),
         )
 
     @classmethod
@@ -136,6 +150,10 @@ class ShardProcessor:
         steps: Mapping[str, Any] | None = None,
         reader: Callable[..., Iterator[dict[str, Any]]] | None = None,
     ) -> None:
+        # models given by URI: fetched into this machine's cache and checked now (DoFn.setup builds the
+        # processor), so the steps below open local files; a kept language's model that cannot be
+        # fetched fails here, naming it
+        settings = fetch_models(settings)
         self.settings = settings
         self.steps = build_steps(settings, steps)
         self.dedup_lines = LINE_DEDUP in settings.steps
@@ -182,8 +200,12 @@ class ShardProcessor:
             line_dedup = LineDedup(hashes.duplicates()) if hashes is not None else None
             del hashes
             for task in chosen:
-                self._process_spool(task, spools[task.shard], line_dedup, stats[task.shard])
+                files = self._process_spool(task, spools[task.shard], line_dedup, stats[task.shard])
                 spools.pop(task.shard).remove()
+                # written last, after every file of the shard: a rerun skips the shard only then
+                record_stats = {k: v for k, v in stats[task.shard].to_dict().items() if k != "outputs"}
+                write_record(self.settings.output, ShardRecord(task.snapshot, task.shard, self.settings.run_digest,
+                                                               files, record_stats))
         finally:
             for spool in spools.values():
                 spool.remove()
@@ -237,7 +259,9 @@ class ShardProcessor:
 
     # -- pass 2: the declared steps, then write ----------------------------------------------------
     def _process_spool(self, task: ShardTask, spool: DocumentSpool, line_dedup: LineDedup | None,
-                       stats: ShardStats) -> None:
+                       stats: ShardStats) -> list[dict[str, Any]]:
+        """The declared steps over the spooled documents, the rows written; returns the published files
+        as shard-record entries (path relative to the output, rows, bytes, sha256)."""
         started = time.perf_counter()
         steps = ([line_dedup] if line_dedup is not None else []) + self.steps
         seconds = [0.0] * len(steps)
@@ -269,12 +293,15 @@ class ShardProcessor:
         stats.time_stage(WRITE, stats.documents_kept, write_seconds)
         stats.count_event("output_files", len(written))
         stats.outputs = [path for path, _ in written.values()]
+        files = [file_entry(self.settings.output, path, rows, *writer.file_digests[path])
+                 for path, rows in written.values()]
         for step in steps:
             drain = getattr(step, "drain_events", None)
             for name, count in (drain() if drain else {}).items():
                 stats.count_event(name, count)
         stats.processing_seconds += time.perf_counter() - started + stats.stage_seconds.get(READ, 0.0)
         stats.check_accounting()
+        return files
 
     @staticmethod
     def _apply(step: Any, doc: dict[str, Any], stats: ShardStats) -> Any:

@@ -46,7 +46,6 @@ from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
-import pyarrow.parquet as pq
 from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
@@ -54,6 +53,7 @@ from apache_beam.metrics import Metrics
 from dedup.components import large_star, small_star
 from dedup.fuzzy_local import cluster_documents, cluster_table, clusters_path, flag_table
 from dedup.lsh import band_keys, check_bands, from_node, parse_threshold, signature_column, to_node
+from pipeline.dataset.files import read_parquet
 from pipeline.dataset.ids import document_id_int, shard_id_of
 from pipeline.dataset.layout import document_files, rel_path_of_shard_id
 from pipeline.io.publish import publish_table
@@ -86,12 +86,10 @@ def read_dedup_columns(source: Any, threshold: float) -> pa.Table:
     id_int and shard_id are derived from id (RPv2's rules) where a file lacks them.
     """
     column = signature_column(threshold)
-    parquet = pq.ParquetFile(source)
-    names = set(parquet.schema_arrow.names)
+    table = read_parquet(source, ("id", "id_int", "shard_id", column), missing_ok=True)
+    names = set(table.column_names)
     if "id" not in names:
         raise ValueError("no 'id' column")
-    wanted = [c for c in ("id", "id_int", "shard_id", column) if c in names]
-    table = parquet.read(columns=wanted)
     ids = table.column("id").to_pylist()
     if "id_int" not in names or table.column("id_int").null_count:
         given = table.column("id_int").to_pylist() if "id_int" in names else [None] * len(ids)
@@ -594,7 +592,7 @@ def cluster_counts(root: str) -> tuple[int, int]:
     clustered = representatives = 0
     for match in FileSystems.match([f"{root.rstrip('/')}/clusters/**.parquet"])[0].metadata_list:
         with FileSystems.open(match.path) as handle:
-            column = pq.read_table(handle, columns=["is_representative"]).column("is_representative")
+            column = read_parquet(handle, ["is_representative"]).column("is_representative")
         clustered += len(column)
         representatives += sum(bool(v) for v in column.to_pylist())
     return clustered, representatives

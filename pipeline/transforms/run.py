@@ -25,15 +25,27 @@ pipeline did not converge, more passes run on the edges it kept (pipeline/transf
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.metrics import Metrics
 
 from dedup.exact import ExactDedupState
+from pipeline.dataset.completion import (
+    OutputConflict,
+    ShardRecord,
+    complete_records,
+    prepare_output,
+    remove_partial_shards,
+    settings_digest,
+)
 from pipeline.shard.processor import ShardProcessor, ShardTask, StageSettings
 from pipeline.transforms.exact_dedup import ExactDedupFiles
 from pipeline.transforms.fuzzy_dedup import DEFAULT_ROUNDS_PER_PASS, FuzzyDedupFiles
@@ -146,6 +158,38 @@ class ProcessShardFn(beam.DoFn):
             yield {key: value for key, value in stats.to_dict().items() if key != "outputs"}
 
 
+class ResumedShards(beam.PTransform):
+    """(files, stats) of the shards processed now -> the same with the shards a killed run had finished
+    added from their records (counted as Beam counters too, so counters and summary agree)."""
+
+    def __init__(self, records: Sequence[ShardRecord], output: str) -> None:
+        super().__init__()
+        self.stats = [record.stats for record in records]
+        self.files = [f"{output.rstrip('/')}/{entry['path']}" for record in records for entry in record.files]
+
+    def expand(self, pcolls):
+        written, stats = pcolls
+        pipeline = written.pipeline
+        old_stats = (
+            pipeline
+            | "RecordStats" >> beam.Create(self.stats, reshuffle=False)
+            | "CountRecordStats" >> beam.Map(_count_resumed)
+        )
+        old_files = pipeline | "RecordFiles" >> beam.Create(self.files, reshuffle=False)
+        return (
+            (written, old_files) | "AllFiles" >> beam.Flatten(),
+            (stats, old_stats) | "AllStats" >> beam.Flatten(),
+        )
+
+
+def _count_resumed(stats: dict[str, Any]) -> dict[str, Any]:
+    from pipeline.shard.stats import ShardStats
+
+    count_stats(ShardStats.from_dict(stats))
+    Metrics.counter("rpv2", "shards_resumed").inc()
+    return stats
+
+
 # --------------------------------------------------------------------------------------------------
 # The whole run
 # --------------------------------------------------------------------------------------------------
@@ -178,6 +222,7 @@ class CommonCrawlToRPv2(beam.PTransform):
         shards: Sequence[int],
         settings: StageSettings,
         dedup: DedupStages | None = None,
+        resumed: Sequence[ShardRecord] = (),
         run_info: Mapping[str, Any] | None = None,
         started_at: float | None = None,
     ) -> None:
@@ -189,6 +234,7 @@ class CommonCrawlToRPv2(beam.PTransform):
         self.shards = tuple(shards)
         self.settings = settings
         self.dedup = dedup or DedupStages()
+        self.resumed = tuple(resumed)
         self.run_info = dict(run_info or {})
         self.started_at = time.time() if started_at is None else started_at
 
@@ -206,14 +252,16 @@ class CommonCrawlToRPv2(beam.PTransform):
             | "CCNetStageToParquet"
             >> beam.ParDo(ProcessShardFn(self.settings)).with_outputs(ProcessShardFn.FILES, main="stats")
         )
-        written = stage[ProcessShardFn.FILES]
+        written, stats = stage[ProcessShardFn.FILES], stage.stats
+        if self.resumed:  # a resumed run: the finished shards' records stand for their stats and files
+            written, stats = (written, stats) | "ResumedShards" >> ResumedShards(self.resumed, output)
         if self.dedup.exact_state is not None:
             _ = written | "ExactDedup" >> ExactDedupFiles(self.dedup.exact_state, output)
         if self.dedup.fuzzy_threshold is not None:
             _ = written | "FuzzyDedup" >> FuzzyDedupFiles(
                 output, self.dedup.fuzzy_threshold, self.dedup.rounds_per_pass
             )
-        return stage.stats | "SummarizeRun" >> SummarizeRun(output, self.run_info, self.started_at)
+        return stats | "SummarizeRun" >> SummarizeRun(output, self.run_info, self.started_at)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -234,11 +282,17 @@ def expected_documents(tasks: Sequence[ShardTask]) -> int:
     return DOCUMENTS_PER_INPUT_FILE * max(sum(len(task.files) for task in tasks), 1)
 
 
-def open_exact_state(state_uri: str, snapshot: str, tasks: Sequence[ShardTask]) -> ExactDedupState:
+def open_exact_state(
+    state_uri: str, snapshot: str, tasks: Sequence[ShardTask], output: str | None
+) -> tuple[ExactDedupState, bool]:
     """The exact-dedup state of a chained run, opened before the pipeline is built: an existing one with
     its own settings, else a new one sized for ``DEFAULT_GROWTH`` times :func:`expected_documents`.
-    Raises :class:`RunSetupError` if it already holds ``snapshot`` (every document would be flagged) or
-    was built with another key."""
+
+    Returns (state, done): ``done`` when this output already holds the exact dedup that the state
+    committed for ``snapshot`` (a resumed run goes on without redoing it; None: the output is being
+    replaced, nothing in it counts). Raises :class:`RunSetupError`
+    if the state holds ``snapshot`` from another output (every document would be flagged) or was built
+    with another key."""
     from dedup.exact import DEFAULT_ERROR_RATE, DEFAULT_GROWTH, DEFAULT_PARTITIONS, refuse_seen_snapshots
     from pipeline.dataset.ids import short_snapshot
 
@@ -246,19 +300,92 @@ def open_exact_state(state_uri: str, snapshot: str, tasks: Sequence[ShardTask]) 
         state = ExactDedupState.open_or_create(
             state_uri, DEFAULT_PARTITIONS, DEFAULT_GROWTH * expected_documents(tasks), DEFAULT_ERROR_RATE, "digest"
         )
+        if output is not None and exact_dedup_done(state, short_snapshot(snapshot), output):
+            return state, True
         refuse_seen_snapshots(state, [short_snapshot(snapshot)], "use a fresh --exact-dedup-state")
     except ValueError as exc:
         raise RunSetupError(f"exact dedup: {exc}") from exc
-    return state
+    return state, False
 
 
-def run_pipeline(config: Any, beam_args: Sequence[str] = (), *, sample: bool = False) -> dict[str, Any]:
+def exact_dedup_done(state: ExactDedupState, snapshot: str, output: str) -> bool:
+    """Whether ``output`` holds the exact-dedup results the state committed for ``snapshot``: the
+    output's summary (written before the state's commit) names the snapshot and a generation the state
+    has reached, and the state holds the snapshot."""
+    from dedup.exact import summary_uri
+    from pipeline.io.publish import exists, read_bytes
+
+    if snapshot not in state.snapshots or not exists(summary_uri(output)):
+        return False
+    try:
+        summary = json.loads(read_bytes(summary_uri(output)))
+    except (OSError, ValueError):
+        return False
+    generation = summary.get("committed_generation")
+    return snapshot in summary.get("per_snapshot", {}) and isinstance(generation, int) and generation <= state.generation
+
+
+def output_settings(config: Any, settings: StageSettings, listing: Sequence[str]) -> dict[str, Any]:
+    """The settings that shape the output's bytes, recorded in ``<out>/_run.json``: a run into an
+    output made with other settings is refused (pipeline.dataset.completion). The shard selection is not
+    among them: runs of different shards may fill one output."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from pipeline.dataset.ids import short_snapshot
+
+    try:
+        rpv2_version = version("rpv2")
+    except PackageNotFoundError:
+        rpv2_version = "unknown"
+    return {
+        "rpv2_version": rpv2_version,
+        "snapshot": short_snapshot(config.snapshot),
+        "num_shards": config.num_shards,
+        "listing_sha256": hashlib.sha256("\n".join(listing).encode("utf-8")).hexdigest(),
+        "input_format": settings.input_format,
+        "min_len": settings.min_len,
+        "languages": "all" if settings.languages is None else list(settings.languages),
+        "lid_threshold": settings.lid_threshold,
+        "lid_model": settings.lid_model,
+        "models_dir": settings.models_dir,
+        "cutoffs": {lang: list(pair) for lang, pair in sorted(settings.cutoffs.items())},
+        "artifacts": settings.artifacts,
+        "steps": list(settings.steps),
+        "hash_in_mem": settings.hash_in_mem,
+    }
+
+
+def prepare_work_dir(output: str, work_dir: str | None) -> str:
+    """The local scratch directory of shard spools and Parquet files before their publish: the one the
+    config names, else ``<output>/_work`` for a local output, else a directory under the system temp
+    dir named after the output. The default one is emptied here, before any worker starts, so what a
+    killed run left there does not accumulate."""
+    import shutil
+    import tempfile
+
+    from pipeline.io.uris import is_remote, local_path
+
+    if work_dir:
+        return work_dir
+    if is_remote(output):
+        path = os.path.join(tempfile.gettempdir(), "rpv2-work", hashlib.sha1(output.encode("utf-8")).hexdigest()[:16])
+    else:
+        path = os.path.join(local_path(output), "_work")
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def run_pipeline(
+    config: Any, beam_args: Sequence[str] = (), *, sample: bool = False, force: bool = False
+) -> dict[str, Any]:
     """Build the whole run for ``config`` (a RunConfig) as one pipeline, run it, wait for it, and return
     the run summary (as written to ``_run_summary.json``) with the ``rpv2`` Beam counters under
     ``"counters"``; with exact dedup, its summary under ``"exact_dedup"``; with fuzzy dedup,
     ``{"threshold", "output", "counters", "clustered", "clusters"}`` under ``"fuzzy_dedup"``.
 
-    Raises ListingError (unreadable listing), RunSetupError (exact-dedup state refused) before any work,
+    Raises ListingError (unreadable listing), RunSetupError (exact-dedup state refused; cutoffs or a
+    model's manifest unreadable) before any work,
     and FuzzyDedupError when the components do not converge.
     """
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -276,15 +403,33 @@ def run_pipeline(config: Any, beam_args: Sequence[str] = (), *, sample: bool = F
     listing = read_listing(config.base_url, config.snapshot, kind=config.input_format, retry=config.retry)
     logger.info("%s: %d %s files in %d shards, %d selected", config.snapshot, len(listing), config.input_format,
                 config.num_shards, len(shards))
-    settings = StageSettings.from_config(config, load_stage_cutoffs(config.cutoffs))
-    dedup = DedupStages(
-        exact_state=(
-            open_exact_state(config.exact_dedup_state, config.snapshot,
-                             shard_tasks(config.base_url, config.snapshot, listing, config.num_shards, shards))
-            if config.exact_dedup_state else None
-        ),
-        fuzzy_threshold=config.fuzzy_dedup,
+    try:  # cutoffs and the manifests of models given by URI are read here, before any work
+        settings = StageSettings.from_config(config, load_stage_cutoffs(config.cutoffs))
+    except (OSError, ValueError) as exc:
+        raise RunSetupError(str(exc)) from exc
+    # the exact-dedup state first (a refusal writes nothing), then claim the output (refused when another
+    # run's settings made it, unless --force), then resume:
+    # shards with a complete record are skipped, what a killed run left of the others is removed
+    exact_state, exact_done = (
+        open_exact_state(config.exact_dedup_state, config.snapshot,
+                         shard_tasks(config.base_url, config.snapshot, listing, config.num_shards, shards),
+                         None if force else config.output)
+        if config.exact_dedup_state else (None, False)
     )
+    shaping = output_settings(config, settings, listing)
+    try:
+        prepare_output(config.output, shaping, force=force)
+    except OutputConflict as exc:
+        raise RunSetupError(str(exc)) from exc
+    digest = settings_digest(shaping)
+    settings = settings.replace(run_digest=digest, work_dir=prepare_work_dir(config.output, config.work_dir))
+    resumed = complete_records(config.output, config.snapshot, digest, shards)
+    todo = [shard for shard in shards if shard not in resumed]
+    removed = remove_partial_shards(config.output, config.snapshot, todo)
+    if resumed or removed:
+        logger.info("resuming %s: %d shards already complete, %d to do (%d partial files removed)",
+                    config.output, len(resumed), len(todo), removed)
+    dedup = DedupStages(exact_state=None if exact_done else exact_state, fuzzy_threshold=config.fuzzy_dedup)
     if dedup.fuzzy_threshold is not None:
         fuzzy_dedup.prepare_outputs(config.output, dedup.fuzzy_threshold)
     run_info = {
@@ -297,6 +442,9 @@ def run_pipeline(config: Any, beam_args: Sequence[str] = (), *, sample: bool = F
         "languages": "all" if config.languages is None else list(config.languages),
         "output": config.output,
         "embedded_sample": sample,
+        "shards_resumed": sorted(resumed),
+        # entries of the listing refused as unsafe (pipeline.sources.listing), never read: count + examples
+        "listing_entries_refused": listing.refused_summary(),
     }
     options = PipelineOptions(config.beam_args(beam_args))
     started_at = time.time()
@@ -306,16 +454,21 @@ def run_pipeline(config: Any, beam_args: Sequence[str] = (), *, sample: bool = F
         snapshot=config.snapshot,
         listing=listing,
         num_shards=config.num_shards,
-        shards=shards,
+        shards=todo,
         settings=settings,
         dedup=dedup,
+        resumed=[resumed[shard] for shard in sorted(resumed)],
         run_info=run_info,
         started_at=started_at,
     )
     result = run_and_wait(pipeline)
+    if not config.work_dir:  # the default scratch dir is ours: nothing is left in it now
+        import shutil
+
+        shutil.rmtree(settings.work_dir, ignore_errors=True)
     summary = read_run_summary(config.output)
     summary["counters"] = pipeline_counters(result)
-    if dedup.exact_state is not None:
+    if dedup.exact_state is not None or exact_done:
         summary["exact_dedup"] = read_exact_summary(config.output, result)
     if dedup.fuzzy_threshold is not None:
         summary["fuzzy_dedup"] = _finish_fuzzy_dedup(config.output, dedup, options, result,

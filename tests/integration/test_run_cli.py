@@ -76,12 +76,13 @@ def test_console_script_runs_as_a_subprocess(tmp_path):
     assert "language_not_kept" not in summary["documents"]["dropped_by_reason"]
 
 
-def test_no_arguments_runs_the_embedded_sample_offline(tmp_path):
+def test_run_without_arguments_runs_the_embedded_sample_offline(tmp_path):
     import os
 
     env = {**os.environ, "RPV2_CACHE": str(tmp_path / "cache")}
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "pipeline.cli", "run"], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "EMBEDDED SAMPLE" in result.stderr
@@ -165,7 +166,10 @@ def test_one_pipeline_runs_the_ccnet_stage_then_dedups_the_files_it_wrote(tmp_pa
 
     values = sample_overrides(str(tmp_path / "cache"))
     out, state = tmp_path / "out", tmp_path / "state"
-    # another snapshot's file already in the output dir: a dedup that listed the directory would read it
+    # shard 0 first (a run the next one resumes), then another snapshot's file dropped into the output
+    # dir: a dedup that listed the directory would read it; the run's dedup reads the run's files only
+    first = load_config(overrides={**values, "output": str(out), "signals": False, "shards": "0"})
+    run_pipeline(first, ["--direct_num_workers=1"], sample=True)
     stale = out / "documents" / "snapshot=2023-06" / "language=en" / "bucket=head" / "0000.parquet"
     stale.parent.mkdir(parents=True)
     pq.write_table(pa.table({"id": ["2023-06/0000/en_head.json.gz/0"], "id_int": pa.array([1], pa.uint64()),
@@ -185,7 +189,8 @@ def test_one_pipeline_runs_the_ccnet_stage_then_dedups_the_files_it_wrote(tmp_pa
 
     docs = summary["documents"]
     assert docs["read"] == docs["kept"] + docs["dropped"] and docs["kept"] > 0
-    assert summary["counters"]["documents_kept"] == docs["kept"]
+    assert summary["counters"]["documents_kept"] == docs["kept"]  # the resumed shard's counts included
+    assert summary["run"]["shards_resumed"] == [0]
     written = _relative_files(out, "documents") - {stale.relative_to(out / "documents").as_posix()}
     assert len(written) == summary["events"]["output_files"]
     # exact dedup: every kept document flagged once, the sample's one exact copy found, state committed
