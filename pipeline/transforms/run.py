@@ -25,6 +25,7 @@ pipeline did not converge, more passes run on the edges it kept (pipeline/transf
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -355,6 +356,27 @@ def output_settings(config: Any, settings: StageSettings, listing: Sequence[str]
     }
 
 
+@contextlib.contextmanager
+def scratch_tempdir(work_dir: str) -> Iterator[None]:
+    """Python's temp dir (tempfile and TMPDIR, inherited by Beam's worker processes) inside the run's
+    scratch dir while the pipeline is built and runs: Beam's own temp dirs (beam-pipeline-temp*, ...)
+    then land there, and what a killed run leaves is removed by the next run, not left in /tmp."""
+    import tempfile
+
+    path = os.path.join(work_dir, "tmp")
+    os.makedirs(path, exist_ok=True)
+    saved_tempdir, saved_env = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir, os.environ["TMPDIR"] = path, path
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved_tempdir
+        if saved_env is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved_env
+
+
 def prepare_work_dir(output: str, work_dir: str | None) -> str:
     """The local scratch directory of shard spools and Parquet files before their publish: the one the
     config names, else ``<output>/_work`` for a local output, else a directory under the system temp
@@ -448,24 +470,26 @@ def run_pipeline(
     }
     options = PipelineOptions(config.beam_args(beam_args))
     started_at = time.time()
-    pipeline = new_pipeline(options)
-    _ = pipeline | "CommonCrawlToRPv2" >> CommonCrawlToRPv2(
-        base_url=config.base_url,
-        snapshot=config.snapshot,
-        listing=listing,
-        num_shards=config.num_shards,
-        shards=todo,
-        settings=settings,
-        dedup=dedup,
-        resumed=[resumed[shard] for shard in sorted(resumed)],
-        run_info=run_info,
-        started_at=started_at,
-    )
-    result = run_and_wait(pipeline)
-    if not config.work_dir:  # the default scratch dir is ours: nothing is left in it now
-        import shutil
+    with scratch_tempdir(settings.work_dir):
+        pipeline = new_pipeline(options)
+        _ = pipeline | "CommonCrawlToRPv2" >> CommonCrawlToRPv2(
+            base_url=config.base_url,
+            snapshot=config.snapshot,
+            listing=listing,
+            num_shards=config.num_shards,
+            shards=todo,
+            settings=settings,
+            dedup=dedup,
+            resumed=[resumed[shard] for shard in sorted(resumed)],
+            run_info=run_info,
+            started_at=started_at,
+        )
+        result = run_and_wait(pipeline)
+    import shutil
 
-        shutil.rmtree(settings.work_dir, ignore_errors=True)
+    # the default scratch dir is ours and holds nothing now; in a given one, only our temp dir
+    shutil.rmtree(settings.work_dir if not config.work_dir else os.path.join(settings.work_dir, "tmp"),
+                  ignore_errors=True)
     summary = read_run_summary(config.output)
     summary["counters"] = pipeline_counters(result)
     if dedup.exact_state is not None or exact_done:
