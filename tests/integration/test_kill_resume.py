@@ -28,7 +28,7 @@ NUM_SHARDS = 10
 
 def _digests(root: Path, pattern: str = "documents/**/*.parquet") -> dict[str, str]:
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.glob(pattern))}
+            for p in sorted(root.glob(pattern)) if p.is_file()}
 
 
 def _records(out: Path) -> dict[str, tuple[int, bytes]]:
@@ -180,3 +180,26 @@ def test_fuzzy_dedup_killed_anywhere_ends_with_the_same_clusters(corpus):
     assert _digests(killed, "clusters_sim0.7/**/*.parquet") == _digests(reference, "clusters_sim0.7/**/*.parquet")
     assert _digests(reference, "clusters_sim0.7/**/*.parquet")
     assert not list(killed.glob("clusters_sim0.7/_work/*"))
+
+
+def test_filter_killed_anywhere_ends_with_the_same_files(corpus):
+    root, args = corpus
+    data = root / "reference"
+    if not (data / "_run_summary.json").exists():
+        _run([*args, "--output", str(data)], root / "run.log")
+    seed = int(os.environ.get("RPV2_KILL_SEED", random.SystemRandom().randrange(1 << 30)))
+    print(f"filter kill test seed: {seed}")
+    reference, killed = root / "filter_reference", root / "filter_killed"
+    log = root / "filter.log"
+    recipe = str(REPO_ROOT / "configs" / "recipes" / "gopher.yaml")
+    duration = _run(["filter", str(data), "--recipe", recipe, "--output", str(reference)], log)
+    for delay in _kill_points(duration, seed):
+        proc = _start(["filter", str(data), "--recipe", recipe, "--output", str(killed)], log)
+        try:
+            proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    _run(["filter", str(data), "--recipe", recipe, "--output", str(killed)], log)
+    assert _digests(killed, "**/*") == _digests(reference, "**/*")
+    assert _digests(reference, "documents/**/*.parquet")
