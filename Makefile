@@ -2,9 +2,9 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 
-.PHONY: install python-deps kenlm-tools test test-unit lint bench
+.PHONY: install python-deps kenlm-tools flink-runner spark-runner test test-unit lint bench
 
-install: python-deps kenlm-tools
+install: python-deps kenlm-tools flink-runner spark-runner
 
 python-deps:
 	$(PIP) install --upgrade pip
@@ -18,6 +18,18 @@ python-deps:
 
 kenlm-tools:
 	bash scripts/build_kenlm_tools.sh
+
+# Beam's Flink runner without Docker, offline afterwards (`rpv2 run --runner-profile flink-local`): the
+# Flink job-server jar in Beam's jar cache, a Flink distribution for scripts/flink_cluster.sh, and the
+# SDK worker boot command (scripts/install_flink.sh; apt-installs Java 17 and Maven when missing).
+# Needs python-deps (apache-beam) first.
+flink-runner:
+	PYTHON=$(PYTHON) bash scripts/install_flink.sh
+
+# Beam's Spark runner on a local Spark (`rpv2 run --runner-profile spark-local`): the Spark job-server jar
+# in Beam's jar cache (scripts/install_spark.sh); its SDK workers use flink-runner's boot command.
+spark-runner:
+	PYTHON=$(PYTHON) bash scripts/install_spark.sh
 
 lint:
 	ruff check .

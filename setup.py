@@ -1,6 +1,7 @@
-"""Build hook for the one compiled part of rpv2: the MinHash kernel (dedup/_minhash_kernel.c).
+"""Build hook: the packages (with configs/ inside them) and the two C kernels (dedup/_minhash_kernel.c,
+signals/_signals_kernel.c).
 
-All project metadata lives in pyproject.toml; this file only declares the C extension, so that
+Project metadata lives in pyproject.toml; this file declares the package layout and the C extensions, so that
 ``pip install -e .`` (``make install``, the Dockerfile) compiles it. ``optional=True``: without a C
 compiler the install still succeeds and dedup.minhash uses its numpy path, which gives the same
 values (tests/test_minhash_kernel.py asserts the kernel is built where the tests run).
@@ -8,7 +9,7 @@ values (tests/test_minhash_kernel.py asserts the kernel is built where the tests
 
 from pathlib import Path
 
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 
 KERNEL_SOURCE = "dedup/_minhash_kernel.c"
 
@@ -26,4 +27,15 @@ if (Path(__file__).resolve().parent / SIGNALS_KERNEL_SOURCE).exists():
         Extension("signals._signals_kernel", [SIGNALS_KERNEL_SOURCE], extra_compile_args=["-O3"], optional=True)
     )
 
-setup(ext_modules=ext_modules)
+# The packages, and the top-level configs/ shipped inside the package as pipeline/configs, so that a plain
+# (non-editable) install carries the defaults, runner profiles and recipes (pipeline.config finds either).
+setup(
+    packages=[*find_packages(include=["pipeline*", "signals*", "dedup*"]),
+              "pipeline.configs", "pipeline.configs.runners", "pipeline.configs.recipes"],
+    package_dir={"pipeline.configs": "configs"},
+    package_data={
+        "pipeline.configs": ["*.yaml", "runners/*.yaml", "recipes/*.yaml"],
+        "pipeline.sample": ["data/**/*"],
+    },
+    ext_modules=ext_modules,
+)

@@ -28,7 +28,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pipeline.io.remote import RetryPolicy
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+def _config_dir() -> Path:
+    """configs/: beside pipeline/ in a checkout (and an editable install); inside the package as
+    pipeline/configs in a wheel (setup.py maps the top-level configs/ there), so a plain `pip install .`
+    carries the defaults, runner profiles and recipes."""
+    here = Path(__file__).resolve().parent
+    checkout = here.parent / "configs"
+    return checkout if (checkout / "default.yaml").is_file() else here / "configs"
+
+
+CONFIG_DIR = _config_dir()
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 RUNNER_PROFILES_DIR = CONFIG_DIR / "runners"
 
@@ -44,23 +53,82 @@ class ConfigError(ValueError):
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """A YAML mapping from a local path or any smart_open URI; an empty file is an empty mapping."""
+    """A YAML mapping from a local path or any smart_open URI; an empty file is an empty mapping.
+
+    A file that is missing, unreadable or not YAML is a :class:`ConfigError` of one line (the file, and
+    the line and column of a syntax error), so that a command reports it before any work instead of a
+    traceback."""
     import yaml
 
     path = str(path)
-    if "://" in path:
-        from smart_open import open as smart_open
+    try:
+        if "://" in path:
+            from smart_open import open as smart_open
 
-        with smart_open(path, "r", encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
-    else:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+            with smart_open(path, "r", encoding="utf-8") as handle:
+                data = yaml.safe_load(handle)
+        else:
+            with open(path, encoding="utf-8") as handle:
+                data = yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        raise ConfigError(f"{path}: nested too deeply to be read as YAML") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # a directory, no permission, binary, bad URI
+        raise ConfigError(f"{path}: cannot be read: {' '.join(str(exc).split())}") from None
     if data is None:
         return {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: expected a mapping of configuration keys, got {type(data).__name__}")
+    problem = yaml_alias_problem(data)
+    if problem:
+        raise ConfigError(f"{path}: {problem}")
     return dict(data)
+
+
+MAX_YAML_VALUES = 100_000  # a run config holds about 50 values
+
+
+def yaml_alias_problem(data: Any, limit: int = MAX_YAML_VALUES) -> str | None:
+    """What is wrong with YAML aliases in ``data``, or None. PyYAML shares an aliased value instead of
+    copying it, so ``&a [*a]`` is a list that contains itself (walking it recurses forever) and a few
+    hundred bytes of nested aliases can stand for billions of values (printing or copying them exhausts
+    memory). Counted without recursion, each shared value once."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(data, False)]
+    while stack:
+        node, done = stack.pop()
+        if isinstance(node, Mapping):
+            children = list(node.values())
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        key = id(node)
+        if done:
+            open_.discard(key)
+            sizes[key] = 1 + sum(sizes.get(id(child), 1) for child in children)
+            if sizes[key] > limit:
+                return f"YAML aliases expand to more than {limit} values"
+        elif key in open_:
+            return "a YAML alias refers to a value that contains it (e.g. &a [*a])"
+        elif key not in sizes:
+            open_.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in children)
+    return None
+
+
+def yaml_problem(exc: Exception) -> str:
+    """A YAML error in one line: the problem and where (PyYAML's own message spans several lines)."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(exc).split())
 
 
 @functools.cache
@@ -175,7 +243,7 @@ def _coerce(name: str, value: Any) -> Any:
                 raise ConfigError(f"beam: a mapping of Beam pipeline options, got {value!r}")
             return dict(value)
         return None if value is None else str(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: .inf or 10**400 as a number
         if isinstance(exc, ConfigError):
             raise
         raise ConfigError(f"{name}: invalid value {value!r} ({exc})") from exc
@@ -234,7 +302,8 @@ def _check_known_keys(keys: Iterable[str], source: str) -> None:
     unknown = set(keys) - _FIELDS
     if unknown:
         raise ConfigError(
-            f"{source}unknown configuration keys: {', '.join(sorted(unknown))} (known: {', '.join(sorted(_FIELDS))})"
+            f"{source}unknown configuration keys: {', '.join(sorted(map(str, unknown)))} "
+            f"(known: {', '.join(sorted(_FIELDS))})"
         )
 
 
@@ -253,13 +322,21 @@ def apply_overrides(config: RunConfig, overrides: Mapping[str, Any]) -> RunConfi
     return dataclasses.replace(config, **changes)
 
 
+def _exists(path: Path) -> bool:
+    """Path.exists, False for a name the filesystem refuses (too long: ENAMETOOLONG is raised, not False)."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
+
+
 def runner_profile_path(name: str) -> Path:
     """``configs/runners/<name>.yaml``; an existing file path is accepted as is."""
     candidate = Path(name)
-    if candidate.suffix in (".yaml", ".yml") and candidate.exists():
+    if candidate.suffix in (".yaml", ".yml") and _exists(candidate):
         return candidate
     path = RUNNER_PROFILES_DIR / f"{name}.yaml"
-    if not path.exists():
+    if not _exists(path):
         known = sorted(p.stem for p in RUNNER_PROFILES_DIR.glob("*.yaml"))
         raise ConfigError(f"runner profile {name!r} not found (known: {', '.join(known)})")
     return path
@@ -279,9 +356,68 @@ def load_config(
     overrides = dict(overrides or {})
     profile = runner_profile or overrides.pop("runner_profile", None) or config.runner_profile
     if profile:
-        config = apply_overrides(config, read_yaml(runner_profile_path(profile)))
+        config = apply_overrides(config, expand_profile(read_yaml(runner_profile_path(profile)), profile))
         config = dataclasses.replace(config, runner_profile=profile)
-    return apply_overrides(config, overrides)
+    return with_default_models_dir(apply_overrides(config, overrides))
+
+
+def with_default_models_dir(config: RunConfig) -> RunConfig:
+    """``models_dir: null`` means ``$RPV2_CACHE/lm`` (where `rpv2 models download` puts CCNet's models)
+    when that directory exists; otherwise no LM is loaded, every document gets bucket ``all``, and
+    `rpv2 run` says so before it starts."""
+    if config.models_dir is not None:
+        return config
+    from pipeline.io.fetch import default_cache_dir
+
+    default = default_cache_dir() / "lm"
+    return dataclasses.replace(config, models_dir=str(default)) if default.is_dir() else config
+
+
+_PROFILE_VARIABLE = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)\}|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))")
+# "~" as a path of its own: at the start of a value, or after "=", a quote, ":", "," or whitespace
+# (``-Djava.io.tmpdir=~/x``, ``{"command": "~/bin/boot"}``), never inside a path or URL.
+_PROFILE_HOME = re.compile(r"(?:(?<=^)|(?<=[=\"':,\s]))~(?=/|$|\"|')")
+
+
+def profile_variables() -> dict[str, str]:
+    """What ``$VAR`` means in a runner profile: the environment, plus ``RPV2_CACHE`` (default
+    ``~/.cache/rpv2``, where ``scripts/install_flink.sh`` puts the Flink runner's files) when unset."""
+    import os
+
+    variables = dict(os.environ)
+    if not variables.get("RPV2_CACHE"):
+        variables["RPV2_CACHE"] = os.path.join(os.path.expanduser("~"), ".cache", "rpv2")
+    return variables
+
+
+def expand_profile(profile: Mapping[str, Any], name: str = "") -> dict[str, Any]:
+    """A runner profile with ``$VAR`` / ``${VAR}`` (:func:`profile_variables`) and ``~`` (the home
+    directory) expanded in every string under ``beam:`` (lists included), so that a profile names files
+    without a hard-coded home: ``environment_config: '{"command": "${RPV2_CACHE}/bin/beam_sdk_boot"}'``.
+    A variable that is not set is an error, not an empty string or a literal ``$VAR``."""
+    import os
+
+    variables = profile_variables()
+    home = os.path.expanduser("~")
+
+    def expand(key: str, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return [expand(key, item) for item in value]
+        if not isinstance(value, str):
+            return value
+
+        def variable(match: re.Match[str]) -> str:
+            var = match.group("braced") or match.group("plain")
+            if var not in variables:
+                raise ConfigError(f"runner profile {name!r}: beam option {key!r}: environment variable ${var} is not set")
+            return variables[var]
+
+        return _PROFILE_HOME.sub(lambda _: home, _PROFILE_VARIABLE.sub(variable, value))
+
+    beam = profile.get("beam")
+    if not isinstance(beam, Mapping):
+        return dict(profile)
+    return {**profile, "beam": {key: expand(str(key), value) for key, value in beam.items()}}
 
 
 def beam_options_to_args(options: Mapping[str, Any]) -> list[str]:

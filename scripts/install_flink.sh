@@ -13,12 +13,16 @@
 # Job-server jar, in this order:
 #   a. already in the jar cache for the installed apache-beam version -> kept;
 #   b. Beam's own org.apache.beam:beam-runners-flink-<MM>-job-server:<beam version> from Maven
-#      Central, newest Flink <MM> first;
+#      Central, for each Flink <MM> of RPV2_FLINK_MM;
 #   c. otherwise built here with maven-shade from org.apache.beam:beam-runners-flink-<MM>:<V> (the
 #      job-server jar is just that artifact + its dependencies + slf4j, main class
 #      FlinkJobServerDriver), for V = the installed version, then $RPV2_BEAM_RUNNER_FALLBACK.
 #      The Java 17 --add-opens/--add-exports Flink needs go into the jar's manifest, so a plain
 #      `java -jar` (what Beam runs) works.
+#
+# Also: $RPV2_FLINK_HOME/lib/beam-runners-flink-<MM>-<V>-lib.jar (Beam runner classes for the
+# cluster, see flink_cluster.sh) and $RPV2_CACHE/bin/beam_sdk_boot (a Python stand-in for Beam's Go
+# `boot`, for --environment_type=PROCESS: SDK worker processes without Docker).
 #
 # Writes $RPV2_CACHE/flink.env (RPV2_FLINK_HOME, RPV2_FLINK_VERSION, RPV2_FLINK_MM,
 # RPV2_FLINK_JOB_SERVER_JAR, ...) for scripts/flink_cluster.sh and for pipelines.
@@ -32,8 +36,14 @@
 #                               dir to pipelines with --jar_cache_dir if you change it)
 #   RPV2_BEAM_RUNNER_FALLBACK   Beam Java versions to build the job server from when Maven Central
 #                               lacks the installed one (default "2.62.0")
-#   RPV2_FLINK_MM               force one Flink major.minor (e.g. 1.19) instead of trying all
+#   RPV2_FLINK_MM               Flink major.minor versions to try, in order (default 1.19, the
+#                               version configs/runners/flink*.yaml name as --flink_version)
+#   RPV2_SKIP_APT=1             do not apt-get install missing tools (java, maven, unzip, curl)
 #   MVN                         maven command (default: mvn)
+#
+# Needs Java 11 or 17 (Flink 1.19's), Maven, unzip and curl; the ones missing are installed with
+# apt-get (Debian/Ubuntu, as root or with sudo) unless RPV2_SKIP_APT=1. Network: Maven Central
+# (or the mirror in ~/.m2/settings.xml) and PyPI, at install time only; pipelines run offline.
 set -euo pipefail
 
 PYTHON=${PYTHON:-python3}
@@ -43,24 +53,21 @@ JAR_CACHE=${RPV2_BEAM_JAR_CACHE:-$HOME/.apache_beam/cache/jars}
 FALLBACK_VERSIONS=${RPV2_BEAM_RUNNER_FALLBACK:-2.62.0}
 DEP_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.6.1
 FORCE=${RPV2_FLINK_FORCE:-0}
+FLINK_MMS=${RPV2_FLINK_MM:-1.19}
 
-log() { echo "[install_flink] $*" >&2; }
+T0=$(date +%s)
+log() { echo "[install_flink +$(( $(date +%s) - T0 ))s] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-command -v java >/dev/null || die "java not found (Java 11 or 17 needed)"
-command -v "$MVN" >/dev/null || die "maven ($MVN) not found"
-command -v unzip >/dev/null || die "unzip not found"
+# --- tools: java (11+), maven, unzip, curl; apt-get what is missing ---------------------------
+# shellcheck source=scripts/java_maven.sh
+. "$(dirname "$0")/java_maven.sh"
+ensure_java_maven unzip curl
 
 # --- what the installed Beam wants -----------------------------------------------------------
-read -r BEAM_VERSION FLINK_MMS < <("$PYTHON" - <<'EOF' 2>/dev/null
-import apache_beam
-from apache_beam.options.pipeline_options import FlinkRunnerOptions
-print(apache_beam.__version__, ' '.join(reversed(FlinkRunnerOptions.PUBLISHED_FLINK_VERSIONS)))
-EOF
-) || true
-[ -n "${BEAM_VERSION:-}" ] || die "cannot import apache_beam with $PYTHON"
-[ -n "${RPV2_FLINK_MM:-}" ] && FLINK_MMS=$RPV2_FLINK_MM
-log "apache-beam (Python) $BEAM_VERSION; Flink versions to try, newest first: $FLINK_MMS"
+BEAM_VERSION=$("$PYTHON" -c 'import apache_beam; print(apache_beam.__version__)' 2>/dev/null) \
+  || die "cannot import apache_beam with $PYTHON (run: make python-deps)"
+log "apache-beam (Python) $BEAM_VERSION; Flink versions to try: $FLINK_MMS"
 mkdir -p "$JAR_CACHE" "$RPV2_CACHE"
 
 cached_name() { echo "beam-runners-flink-$1-job-server-$BEAM_VERSION.jar"; }
@@ -328,16 +335,17 @@ RPV2_BEAM_SDK_BOOT=$BOOT
 EOF
 
 cat <<EOF
-Flink for Beam is ready:
+Flink for Beam is ready ($(( $(date +%s) - T0 ))s):
   job server jar : $JOB_SERVER_JAR
                    ($HOW; Beam Java $BEAM_JAVA_VERSION, Flink $FLINK_VERSION)
-  Flink home     : $FLINK_HOME_DIR   (start a cluster: scripts/flink_cluster.sh start [PORT])
+  Flink home     : $FLINK_HOME_DIR
   settings       : $ENV_FILE
-  PROCESS boot   : $BOOT
-Pipeline options:
-  embedded Flink, SDK harness in the submitting process:
-    --runner=FlinkRunner --flink_version=$FLINK_MM --flink_master=[local] --environment_type=LOOPBACK --parallelism=2
-  two Python SDK worker processes:
-    --environment_type=PROCESS --environment_config='{"command": "$BOOT"}' --sdk_worker_parallelism=2 --environment_cache_millis=60000
-  standalone cluster (scripts/flink_cluster.sh start):  --flink_master=localhost:8081
+  SDK worker boot: $BOOT
+Use it:
+  on this machine (embedded Flink, two SDK worker processes):
+    rpv2 run --runner-profile flink-local ...
+  on a standalone cluster on this machine:
+    scripts/flink_cluster.sh start 8081
+    rpv2 run --runner-profile flink-local --flink_master=localhost:8081 ...
+    scripts/flink_cluster.sh stop
 EOF

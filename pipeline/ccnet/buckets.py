@@ -11,12 +11,20 @@ Cutoffs live in ``configs/perplexity_cutoffs.yaml`` (one source of truth); cc_ne
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 import numpy as np
+
+from pipeline.config import CONFIG_DIR
+
+if TYPE_CHECKING:
+    from pipeline.io.remote import RetryPolicy
 
 Cutoffs = dict[str, tuple[float, float]]
 
@@ -33,7 +41,7 @@ DEFAULT_CUTOFFS: Cutoffs = {
     "it": (220.0, 360.0),
 }
 
-DEFAULT_CUTOFFS_PATH = Path(__file__).resolve().parents[2] / "configs" / "perplexity_cutoffs.yaml"
+DEFAULT_CUTOFFS_PATH = CONFIG_DIR / "perplexity_cutoffs.yaml"
 
 
 def perplexity_bucket(pp: float | None, lang: str | None, cutoffs: Mapping[str, tuple[float, float]]) -> str:
@@ -53,10 +61,19 @@ def read_cutoff_csv(
 ) -> Cutoffs:
     """cc_net's cutoff.csv: first column the percentile, one column per language."""
     with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
+        return parse_cutoff_csv(f.read(), str(path), head, tail)
+
+
+def parse_cutoff_csv(
+    text: str, source: str, head: int = HEAD_PERCENTILE, tail: int = TAIL_PERCENTILE
+) -> Cutoffs:
+    """The text of a cc_net cutoff.csv (``source`` names it in errors)."""
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    if not rows:
+        raise ValueError(f"{source}: empty cutoffs file")
     header, body = rows[0], {row[0].strip(): row for row in rows[1:] if row}
     if str(head) not in body or str(tail) not in body:
-        raise ValueError(f"{path}: no rows for percentiles {head} and {tail}")
+        raise ValueError(f"{source}: no rows for percentiles {head} and {tail}")
     return {
         lang: (float(body[str(head)][i]), float(body[str(tail)][i]))
         for i, lang in enumerate(header)
@@ -82,23 +99,35 @@ def _parse_yaml_cutoffs(data: object, source: str) -> Cutoffs:
     return out
 
 
-def load_cutoffs(path: str | os.PathLike[str] | None = None) -> Cutoffs:
-    """Per-language (p30, p60) from a YAML file (default configs/perplexity_cutoffs.yaml) or a cc_net CSV.
+def load_cutoffs(path: str | os.PathLike[str] | None = None, retry: RetryPolicy | None = None) -> Cutoffs:
+    """Per-language (p30, p60) from a YAML file (default configs/perplexity_cutoffs.yaml) or a cc_net CSV
+    (``.csv``), given as a local path or any URI (``file://``, ``http(s)://``, ``s3://``, ``gs://``, read
+    with :mod:`pipeline.io.remote`'s retries, ``retry`` a RetryPolicy): the launcher reads it, the
+    workers get the values.
 
     Without a path and without the config file (e.g. a wheel install) the published CCNet defaults
     are returned.
     """
+    from pipeline.io.uris import is_remote, local_path
+
     if path is None:
         if not DEFAULT_CUTOFFS_PATH.is_file():
             return dict(DEFAULT_CUTOFFS)
         path = DEFAULT_CUTOFFS_PATH
-    path = Path(path)
-    if path.suffix.lower() == ".csv":
-        return read_cutoff_csv(path)
+    source = os.fspath(path)
+    if is_remote(source):
+        from pipeline.io.remote import read_bytes
+
+        text = read_bytes(source, retry=retry).decode("utf-8")
+        name = urlparse(source).path
+    else:
+        name = local_path(source)
+        text = Path(name).read_text(encoding="utf-8")
+    if name.lower().endswith(".csv"):
+        return parse_cutoff_csv(text, source)
     import yaml
 
-    with open(path, encoding="utf-8") as f:
-        return _parse_yaml_cutoffs(yaml.safe_load(f) or {}, str(path))
+    return _parse_yaml_cutoffs(yaml.safe_load(text) or {}, source)
 
 
 def compute_cutoffs(

@@ -7,6 +7,9 @@
 * ``build_lm``: a SentencePiece unigram model and a KenLM n-gram model (``lmplz`` then
   ``build_binary``) trained on CCNet-normalized, SentencePiece-tokenized text, the recipe of CCNet's
   published models, for languages or domains without one.
+* Both record the LMs they write in the models dir's ``SHA256SUMS`` (pipeline/io/fetch.py), so the
+  directory can be uploaded and given to ``rpv2 run --models-dir`` by URI: workers fetch the files and
+  check them against it.
 * ``calibrate``: p30/p60 perplexity cutoffs of a sample under a model, written into a cutoffs YAML.
 """
 
@@ -14,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import hashlib
 import http.client
 import io
 import json
@@ -30,12 +32,13 @@ from pathlib import Path
 
 from pipeline.ccnet.buckets import compute_cutoffs, write_cutoffs
 from pipeline.ccnet.text_normalization import normalize
+from pipeline.config import CONFIG_DIR
+from pipeline.io.fetch import default_cache_dir, sha256_file, update_manifest
 from pipeline.io.remote import RetryPolicy
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-MODELS_CONFIG_PATH = REPO_ROOT / "configs" / "models.yaml"
+MODELS_CONFIG_PATH = CONFIG_DIR / "models.yaml"
 CHUNK_SIZE = 1 << 20
 
 # Used when configs/models.yaml is not beside the code (e.g. a wheel install).
@@ -57,12 +60,6 @@ _FALLBACK_CONFIG: dict = {
 # --------------------------------------------------------------------------------------------
 # cache and config
 # --------------------------------------------------------------------------------------------
-
-
-def default_cache_dir() -> Path:
-    """$RPV2_CACHE, else ~/.cache/rpv2."""
-    env = os.environ.get("RPV2_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "rpv2"
 
 
 def lid_model_cache_path(cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -103,14 +100,6 @@ class DownloadResult:
     sha256: str
     size: int
     status: str  # "downloaded", "resumed", "cached"
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK_SIZE), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def sidecar_path(path: Path) -> Path:
@@ -309,7 +298,8 @@ def download_models(
 ) -> tuple[list[DownloadResult], list[tuple[ModelFile, str]]]:
     """Download every planned file; returns (results, failures as (file, message)).
 
-    One failing file does not stop the others.
+    One failing file does not stop the others. The LMs that are there are recorded in the LM dir's
+    ``SHA256SUMS`` (lid.176.bin has its ``.sha256`` sidecar).
     """
     results: list[DownloadResult] = []
     failures: list[tuple[ModelFile, str]] = []
@@ -320,6 +310,10 @@ def download_models(
             )
         except DownloadError as exc:
             failures.append((item, str(exc)))
+    lm_dir = lm_cache_dir(cache_dir)
+    lms = {result.path.name: result.sha256 for result in results if result.path.parent == lm_dir}
+    if lms:
+        update_manifest(lm_dir, lms)
     return results, failures
 
 
@@ -379,7 +373,8 @@ def build_lm(
     keep_arpa: bool = False,
     threads: int = 2,
 ) -> LMBuildResult:
-    """Train ``{lang}.sp.model`` and ``{lang}.arpa.bin`` in ``out_dir`` from text files.
+    """Train ``{lang}.sp.model`` and ``{lang}.arpa.bin`` in ``out_dir`` from text files, and record them in
+    ``out_dir``'s ``SHA256SUMS``.
 
     The recipe of CCNet's published models: every corpus line normalized as cc_net does before
     SentencePiece (``normalize``: lower-case, accents stripped, digits to 0, punctuation replaced),
@@ -446,8 +441,11 @@ def build_lm(
         lm_binary = out / f"{lang}.arpa.bin"
         os.replace(sp_tmp, sp_model)
         os.replace(binary_tmp, lm_binary)
+        written = [sp_model, lm_binary]
         if keep_arpa:
             os.replace(arpa, out / f"{lang}.arpa")
+            written.append(out / f"{lang}.arpa")
+        update_manifest(out, {path.name: sha256_file(path) for path in written})
         return LMBuildResult(sp_model, lm_binary, n_lines, n_tokens, sp.get_piece_size())
 
 

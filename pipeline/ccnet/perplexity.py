@@ -21,13 +21,28 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from pipeline.ccnet.language_id import file_stamp
 from pipeline.ccnet.text_normalization import normalize
 
 NO_PERPLEXITY = -1.0
+# cc_net's lm_dir layout: {lang}.sp.model beside {lang}.arpa.bin (or a text {lang}.arpa), in that preference
+SP_MODEL_SUFFIX = ".sp.model"
+LM_SUFFIXES = (".arpa.bin", ".arpa")
+
+
+class ModelLoadError(RuntimeError):
+    """A kept language's model is there but cannot be used (fetch failed, wrong sha256, unreadable): the
+    run fails, naming the language, the file and why, rather than giving its documents bucket ``all``."""
+
+    def __init__(self, lang: str | None, uri: str, reason: str) -> None:
+        super().__init__(f"language {lang!r}: model {uri} cannot be used: {reason}")
+        self.lang = lang
+        self.uri = uri
+        self.reason = reason
 
 
 def perplexity_from_scores(log10_scores: Iterable[float], lengths: Iterable[int]) -> float:
@@ -68,10 +83,14 @@ class PerplexityScorer:
         sp_model_path: str | os.PathLike[str],
         lm_path: str | os.PathLike[str],
         per_line: bool = False,
+        lang: str | None = None,
+        origin: str | None = None,
     ):
         self.sp_model_path = Path(sp_model_path)
         self.lm_path = Path(lm_path)
         self.per_line = per_line
+        self.lang = lang
+        self.origin = origin  # the directory URI the files came from (error messages); None: their own dir
         for path in (self.sp_model_path, self.lm_path):
             if not path.is_file():
                 raise FileNotFoundError(f"perplexity model file not found: {path}")
@@ -79,23 +98,33 @@ class PerplexityScorer:
         self._lm = None
 
     def __getstate__(self) -> dict[str, object]:
-        return {"sp_model_path": self.sp_model_path, "lm_path": self.lm_path, "per_line": self.per_line}
+        return {"sp_model_path": self.sp_model_path, "lm_path": self.lm_path, "per_line": self.per_line,
+                "lang": self.lang, "origin": self.origin}
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update({"lang": None, "origin": None, **state})
         self._sp = None
         self._lm = None
+
+    def _load(self, loader: Callable[[str, tuple[int, int]], Any], path: Path) -> Any:
+        """``loader(path)``; a file that does not load raises :class:`ModelLoadError` naming the language
+        and where the file came from (a library's own error names neither)."""
+        try:
+            return loader(str(path), file_stamp(path))
+        except Exception as exc:  # noqa: BLE001 - sentencepiece and kenlm raise assorted types
+            uri = f"{self.origin.rstrip('/')}/{path.name}" if self.origin else str(path)
+            raise ModelLoadError(self.lang, uri, f"{type(exc).__name__}: {exc}") from exc
 
     @property
     def sp(self):
         if self._sp is None:
-            self._sp = _load_sentencepiece(str(self.sp_model_path), file_stamp(self.sp_model_path))
+            self._sp = self._load(_load_sentencepiece, self.sp_model_path)
         return self._sp
 
     @property
     def lm(self):
         if self._lm is None:
-            self._lm = _load_kenlm(str(self.lm_path), file_stamp(self.lm_path))
+            self._lm = self._load(_load_kenlm, self.lm_path)
         return self._lm
 
     def tokenize(self, text: str) -> str:
@@ -122,16 +151,47 @@ class PerplexityScorer:
         return self.score_tokenized(self.tokenize(text))
 
 
+def model_pair(names: Collection[str], lang: str) -> tuple[str, str] | None:
+    """The file names of ``lang``'s model among ``names`` (a directory's files or a SHA256SUMS manifest's
+    entries): ``({lang}.sp.model, {lang}.arpa.bin or {lang}.arpa)``, or None if incomplete."""
+    sp_model = f"{lang}{SP_MODEL_SUFFIX}"
+    if sp_model not in names:
+        return None
+    for suffix in LM_SUFFIXES:
+        if f"{lang}{suffix}" in names:
+            return sp_model, f"{lang}{suffix}"
+    return None
+
+
+def model_languages(names: Collection[str]) -> list[str]:
+    """Languages with a complete model among ``names``, sorted."""
+    langs = {name[: -len(SP_MODEL_SUFFIX)] for name in names if name.endswith(SP_MODEL_SUFFIX) and "/" not in name}
+    return sorted(lang for lang in langs if model_pair(names, lang) is not None)
+
+
+def model_language(name: str) -> str | None:
+    """The language a model file belongs to (``de.arpa.bin`` -> ``de``), or None for another file."""
+    for suffix in (SP_MODEL_SUFFIX, *LM_SUFFIXES):
+        if name.endswith(suffix) and "/" not in name:
+            return name[: -len(suffix)]
+    return None
+
+
+def needed_model_files(manifest: Mapping[str, str], languages: Collection[str] | None) -> dict[str, str]:
+    """The entries of a models dir's manifest that a run keeping ``languages`` (None: every language)
+    reads: each kept language's model pair. A kept language without a complete pair is left out (its
+    documents are kept with bucket ``all``, as without a model)."""
+    langs = model_languages(manifest) if languages is None else sorted(languages)
+    pairs = [model_pair(manifest, lang) for lang in langs]
+    return {name: manifest[name] for pair in pairs if pair is not None for name in pair}
+
+
 def model_files(models_dir: str | os.PathLike[str], lang: str) -> tuple[Path, Path] | None:
     """``({lang}.sp.model, {lang}.arpa.bin or {lang}.arpa)`` in a directory, or None if incomplete."""
     root = Path(models_dir)
-    sp_model = root / f"{lang}.sp.model"
-    if not sp_model.is_file():
-        return None
-    for name in (f"{lang}.arpa.bin", f"{lang}.arpa"):
-        if (root / name).is_file():
-            return sp_model, root / name
-    return None
+    candidates = [f"{lang}{suffix}" for suffix in (SP_MODEL_SUFFIX, *LM_SUFFIXES)]
+    pair = model_pair({name for name in candidates if (root / name).is_file()}, lang)
+    return None if pair is None else (root / pair[0], root / pair[1])
 
 
 class LanguageModels:
@@ -141,16 +201,18 @@ class LanguageModels:
     bucket "all" and counts it. Scorers are built on first use and cached.
     """
 
-    def __init__(self, models_dir: str | os.PathLike[str], per_line: bool = False):
+    def __init__(self, models_dir: str | os.PathLike[str], per_line: bool = False, origin: str | None = None):
         self.models_dir = Path(models_dir)
         self.per_line = per_line
+        # the URI the directory was fetched from (pipeline/io/fetch.py), named when a model fails to load
+        self.origin = origin
         self._scorers: dict[str, PerplexityScorer | None] = {}
 
     def __getstate__(self) -> dict[str, object]:
-        return {"models_dir": self.models_dir, "per_line": self.per_line}
+        return {"models_dir": self.models_dir, "per_line": self.per_line, "origin": self.origin}
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update({"origin": None, **state})
         self._scorers = {}
 
     @property
@@ -158,15 +220,16 @@ class LanguageModels:
         """Languages with a complete model pair in the directory, sorted."""
         if not self.models_dir.is_dir():
             return []
-        langs = {p.name[: -len(".sp.model")] for p in self.models_dir.glob("*.sp.model")}
-        return sorted(lang for lang in langs if model_files(self.models_dir, lang) is not None)
+        return model_languages({p.name for p in self.models_dir.iterdir() if p.is_file()})
 
     def get(self, lang: str | None) -> PerplexityScorer | None:
         if not lang:
             return None
         if lang not in self._scorers:
             files = model_files(self.models_dir, lang)
-            self._scorers[lang] = PerplexityScorer(*files, per_line=self.per_line) if files else None
+            self._scorers[lang] = (
+                PerplexityScorer(*files, per_line=self.per_line, lang=lang, origin=self.origin) if files else None
+            )
         return self._scorers[lang]
 
     def __contains__(self, lang: object) -> bool:

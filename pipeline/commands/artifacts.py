@@ -123,7 +123,8 @@ def _classifier_specs(corpora: Path, lang: str, samples: int, train_args: tuple)
 
 
 def run_build(args: argparse.Namespace) -> dict:
-    """Run the requested steps; returns a summary dict (also written to ``<output>/BUILD_INFO.json``)."""
+    """Run the requested steps; returns a summary dict (also written to ``<output>/BUILD_INFO.json``), then
+    records every file of the dir in ``<output>/SHA256SUMS``."""
     from signals import artifacts_build as ab
 
     out = Path(args.output)
@@ -182,6 +183,9 @@ def run_build(args: argparse.Namespace) -> dict:
                     built.append(f"{lang}/{spec.name}")
         summary["steps"]["classifiers"] = built
     (out / "BUILD_INFO.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    from pipeline.io.fetch import write_manifest
+
+    write_manifest(out)  # SHA256SUMS: the dir can be uploaded and given to `rpv2 run --artifacts` by URI
     return summary
 
 

@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                 raise
             continue
         cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        # both modes run a Beam pipeline: Beam's options pass through (pipeline.cli.CommandParser)
+        cmd.accepts_beam_options = bool(getattr(module, "BEAM_OPTIONS", False))
         module.add_arguments(cmd)
         cmd.set_defaults(_dedup_main=module.main)
 

@@ -2,6 +2,7 @@
 
     rpv2 dedup exact OUT_DIR [OUT_DIR ...] [--state DIR] [--output DIR] [--exact-key digest|text-sha1]
                      [--partitions P] [--expected-count N] [--error-rate 0.01] [--engine beam|local]
+                     [Beam pipeline options, e.g. --runner=DirectRunner --direct_num_workers=2]
 
 Reads the pipeline's documents dataset (``<dir>/documents/snapshot=*/language=*/bucket=*/*.parquet``),
 writes, per source file and in the same layout, ``<output>/duplicates_exact/snapshot=<s>/language=<l>/
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 
 HELP = "exact dedup across snapshots with partitioned sha1 Bloom filters (RPv2's digest key)"
+BEAM_OPTIONS = True  # Beam's own pipeline options pass through (engine beam), as for `rpv2 run`
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,11 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"Bloom false-positive rate for a new state (default {DEFAULT_ERROR_RATE}, as RPv2)")
     parser.add_argument("--engine", choices=("beam", "local"), default="beam",
                         help="beam: the Beam pipeline (default); local: the same logic in one process")
-    parser.add_argument("--runner", default="DirectRunner", help="Beam runner (engine beam)")
-    parser.add_argument("--beam-option", action="append", default=[], metavar="--KEY=VALUE",
-                        help="extra Beam pipeline option, repeatable (e.g. --beam-option=--direct_num_workers=2)")
     parser.add_argument("--allow-seen-snapshots", action="store_true",
                         help="process snapshots the state already holds (their documents will all be flagged)")
+    parser.epilog = ("Beam pipeline options pass through (engine beam), e.g. --runner=DirectRunner "
+                     "--direct_num_workers=2 --direct_running_mode=multi_processing.")
 
 
 def _count_rows(files: list[str]) -> int:
@@ -107,13 +108,17 @@ def run(args: argparse.Namespace) -> dict:
     import logging
 
     from dedup.exact import DEFAULT_GROWTH, ExactDedupState, refuse_seen_snapshots
-    from pipeline.dataset.layout import document_files
+    from pipeline.dataset.layout import document_files, refuse_output_inside_documents
     from pipeline.transforms.exact_dedup import run_exact_dedup_beam
 
+    beam_args = list(getattr(args, "beam_args", None) or [])
+    if beam_args and args.engine == "local":
+        raise ValueError(f"Beam pipeline options ({' '.join(beam_args)}) apply to --engine beam, not local")
     files = document_files(args.inputs)
     if not files:
         raise FileNotFoundError(f"no documents Parquet files under {', '.join(args.inputs)}")
     out = args.output or args.inputs[0]
+    refuse_output_inside_documents(args.inputs, out)  # raises OutputInsideInputError (a ValueError): exit 2
     expected = args.expected_count or DEFAULT_GROWTH * max(_count_rows(files), 1)
     state = ExactDedupState.open_or_create(args.state, args.partitions, expected, args.error_rate, args.exact_key)
     if not args.allow_seen_snapshots:
@@ -125,7 +130,6 @@ def run(args: argparse.Namespace) -> dict:
     if args.engine == "local":
         summary = _run_local(files, state, out)
     else:
-        beam_args = [f"--runner={args.runner}", *args.beam_option, *getattr(args, "beam_args", [])]
         summary = run_exact_dedup_beam(files, state, out, beam_args)
     print_summary(summary, out)
     return summary

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shlex
+import sys
 
 HELP = "near-duplicate clusters (MinHash LSH + connected components) of a run's Parquet output"
+BEAM_OPTIONS = True  # Beam's own pipeline options pass through (engine beam), as for `rpv2 run`
 
 log = logging.getLogger(__name__)
 
@@ -29,25 +30,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="beam: star rounds per pipeline (default 4, as rpv2 run)")
     parser.add_argument("--max-rounds", type=int, default=None,
                         help="beam: give up after this many rounds (default 64)")
-    parser.add_argument(
-        "--beam-options",
-        default="",
-        metavar="OPTS",
-        help='Beam pipeline options, e.g. "--runner DirectRunner --direct_num_workers 2"',
-    )
+    parser.epilog = ("Beam pipeline options pass through (engine beam), e.g. --runner=DirectRunner "
+                     "--direct_num_workers=2 --direct_running_mode=multi_processing.")
 
 
 def main(args: argparse.Namespace) -> int:
     from dedup.lsh import parse_threshold
+    from pipeline.dataset.layout import refuse_output_inside_documents
     from pipeline.transforms.fuzzy_dedup import output_root, run_beam, run_local
 
     try:
         threshold = parse_threshold(args.threshold)
     except ValueError as exc:
-        log.error("%s", exc)
+        print(f"rpv2 dedup fuzzy: error: {exc}", file=sys.stderr)
         return 2
     out_dir = args.output or args.input
-    beam_args = shlex.split(args.beam_options) + list(getattr(args, "beam_args", None) or [])
+    try:
+        refuse_output_inside_documents([args.input], out_dir)
+    except ValueError as exc:
+        print(f"rpv2 dedup fuzzy: error: {exc}", file=sys.stderr)
+        return 2
+    beam_args = list(getattr(args, "beam_args", None) or [])
+    if beam_args and args.engine == "local":
+        print(f"rpv2 dedup fuzzy: error: Beam pipeline options ({' '.join(beam_args)}) apply to --engine beam, "
+              "not local", file=sys.stderr)
+        return 2
     try:
         if args.engine == "local":
             counters = run_local(args.input, out_dir, threshold)

@@ -8,41 +8,45 @@ every column, to ``DIR/documents/`` in the same hive layout, ``DIR/_filter_repor
 per rule the documents it dropped first, the documents it fails alone, and the null outcomes (which do
 not drop): read = kept + sum(dropped first). Recipe syntax: pipeline/filter/recipe.py (rules) and
 pipeline/filter/grammar.py (expressions).
+
+A Beam pipeline (pipeline/transforms/filter.py), one source file per unit of work: Beam's own options
+pass through (``args.beam_args``, e.g. ``--runner=DataflowRunner``, ``--direct_num_workers=2``). IN and
+DIR may be any Beam filesystem URI; DIR may not be the input run or lie inside it.
 """
 
 from __future__ import annotations
 
 import argparse
 
+BEAM_OPTIONS = True  # Beam's own pipeline options pass through (args.beam_args), as for `rpv2 run`
 HELP = "filter documents with a YAML recipe of rules over signals, CCNet fields and dedup flags"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="IN", help="output dir of `rpv2 run` (or its documents/)")
     parser.add_argument("--recipe", required=True, help="recipe YAML (e.g. configs/recipes/gopher.yaml)")
-    parser.add_argument("--output", required=True, help="directory for the kept documents and the report")
+    parser.add_argument("--output", required=True,
+                        help="directory (local path or URI, outside IN) for the kept documents and report")
+    parser.epilog = (
+        "Beam pipeline options pass through, e.g. --runner=DataflowRunner, --direct_num_workers=2, "
+        "--direct_running_mode=multi_processing."
+    )
 
 
 def main(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
-    from pipeline.filter.apply import filter_dataset
     from pipeline.filter.grammar import RecipeError
     from pipeline.filter.recipe import load_recipe
+    from pipeline.io.uris import OutputInsideInputError
+    from pipeline.transforms.filter import report_uri, run_filter
 
     try:
         recipe = load_recipe(args.recipe)
-        report = filter_dataset(args.input, args.output, recipe)
-    except (RecipeError, FileNotFoundError) as exc:
-        print(f"rpv2 filter: {exc}")
+        report, _ = run_filter(args.input, args.output, recipe, list(getattr(args, "beam_args", None) or []))
+    except (RecipeError, FileNotFoundError, OutputInsideInputError) as exc:
+        print(f"rpv2 filter: error: {exc}")
         return 2
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    report_path = out / "_filter_report.json"
-    report_path.write_text(json.dumps(report.as_dict(), indent=1, sort_keys=False) + "\n", encoding="utf-8")
     print(report.table())
     for message in report.errors[:20]:
         print(f"  error: {message}")
-    print(f"output: {out / 'documents'}  report: {report_path}")
-    return 1 if report.counts.get("unreadable_files") else 0
+    print(f"output: {args.output.rstrip('/')}/documents  report: {report_uri(args.output)}")
+    return 1 if report.counts.get("unreadable_files") or report.counts.get("files_not_fitting_recipe") else 0

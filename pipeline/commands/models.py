@@ -3,6 +3,7 @@
 download   the official fastText lid.176.bin and CCNet's {lang}.sp.model / {lang}.arpa.bin
 build-lm   a SentencePiece unigram + KenLM n-gram model for a language or domain without one
 calibrate  p30/p60 perplexity cutoffs (head/middle/tail) of a sample, written to a cutoffs YAML
+manifest   SHA256SUMS of a local dir, so it can be uploaded and given to `rpv2 run` by URI
 """
 
 from __future__ import annotations
@@ -104,6 +105,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     cal.set_defaults(_models_main=_calibrate)
 
+    man = sub.add_parser(
+        "manifest",
+        help="write DIR/SHA256SUMS (sha256sum format) for a models or artifacts dir before uploading it",
+        description="Hash every file of a local directory into DIR/SHA256SUMS. A models dir, an artifacts "
+        "dir given to `rpv2 run` by URI (gs://, s3://, http(s)://) must carry one: it lists the files "
+        "(HTTP cannot list a directory) and workers check what they fetch against it.",
+    )
+    man.add_argument("dir", type=Path, help="local directory (e.g. ~/.cache/rpv2/lm or an artifacts dir)")
+    man.set_defaults(_models_main=_manifest)
+
 
 def main(args: argparse.Namespace) -> int:
     return int(args._models_main(args) or 0)
@@ -179,4 +190,17 @@ def _calibrate(args: argparse.Namespace) -> int:
         f"{result.lang}: p30={result.p30} p60={result.p60} from {result.n_documents:,} documents "
         f"-> {os.fspath(result.cutoffs_path)}"
     )
+    return 0
+
+
+def _manifest(args: argparse.Namespace) -> int:
+    from pipeline.io.fetch import parse_manifest, write_manifest
+
+    try:
+        path = write_manifest(args.dir)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        print(f"rpv2 models manifest: {exc}", file=sys.stderr)
+        return 2
+    entries = parse_manifest(path.read_text(encoding="utf-8"), str(path))
+    print(f"{path}: {len(entries)} files")
     return 0

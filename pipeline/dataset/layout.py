@@ -123,3 +123,39 @@ def document_files(inputs: Iterable[str]) -> list[str]:
                 found.update(matched)
                 break
     return sorted(found)
+
+
+def from_path(path: str) -> ShardFile | None:
+    """The file a documents path names by its last four segments (``.../snapshot=<s>/language=<l>/
+    bucket=<b>/<shard>.parquet``, any root, any URI), or None for a path outside the layout."""
+    return from_rel_path("/".join(path.replace("\\", "/").split("/")[-4:]))
+
+
+def locate_documents(uri: str) -> tuple[str, list[str]]:
+    """(the run's root, its documents files) for a run's output dir or its ``documents/`` dir, any Beam
+    filesystem URI; files as :func:`document_files` lists them. Raises ``FileNotFoundError`` when
+    neither holds a documents dataset."""
+    given = uri.rstrip("/") or "/"
+    files = document_files([given])
+    head, _, name = given.rpartition("/")
+    if files and files[0].startswith(f"{given}/{DOCUMENTS_DATASET}/"):
+        return given, files
+    if files and name == DOCUMENTS_DATASET:
+        return head or ".", files
+    raise FileNotFoundError(
+        f"{uri}: no documents/ dataset here (no documents/snapshot=*/language=*/bucket=*/*.parquet; "
+        "expected the output of `rpv2 run` or `rpv2 filter`)"
+    )
+
+
+def refuse_output_inside_documents(inputs: Iterable[str], output: str) -> None:
+    """For commands that write sibling datasets beside the documents they read (``rpv2 dedup``: ``<output>/
+    duplicates_exact/``, ``<output>/clusters_sim0.8/`` ...): raise ``OutputInsideInputError`` when
+    ``output`` is an input's documents dataset or lies inside it. Each input is a run's output dir or its
+    ``documents/`` dir, told apart by name (nothing is read)."""
+    from pipeline.io.uris import refuse_output_inside_input
+
+    for uri in inputs:
+        given = uri.rstrip("/") or "/"
+        documents = given if given.rpartition("/")[2] == DOCUMENTS_DATASET else f"{given}/{DOCUMENTS_DATASET}"
+        refuse_output_inside_input(documents, output)

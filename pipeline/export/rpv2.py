@@ -17,6 +17,11 @@ with ``line_spans`` gives RPv2's ``[[start, end, v], ...]``; a document without 
 signals RPv2 writes as ints (signals.registry.INT_SIGNALS) become ints again. The record itself is built
 by :func:`pipeline.export.rpv2_records.signals_record`, the one definition of RPv2's worker record.
 
+:func:`export_file` exports one file (read in batches through Beam FileSystems, so any URI; each output
+published atomically) and returns its :class:`ExportStats`; stats of files add up (:func:`sum_stats`). The
+Beam pipeline that exports every file of a dataset, one file per unit of work, is
+pipeline/transforms/export.py.
+
 Document ids are kept as stored. After ``rpv2 filter`` they still name the row of the *unfiltered*
 source file, so that they join with RPv2's and our other outputs; the exported documents file then has
 fewer rows than the ids count.
@@ -26,16 +31,13 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import tempfile
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from dedup.minhash import signature_column, signature_threshold
-from pipeline.dataset.layout import ShardFile, from_rel_path
+from pipeline.dataset.layout import ShardFile
 from pipeline.dataset.schema import DOCUMENT_FIELDS
 
 # The 16 CCNet fields in the order of RPv2's (and cc_net's) documents files.
@@ -48,75 +50,12 @@ RPV2_SUFFIXES = {
     "duplicates": ".duplicates.parquet",
 }
 _BULLET_SIGNAL = "rps_lines_start_with_bulletpoint"
-DUPLICATES_DATASET = "duplicates_exact"
+BATCH_ROWS = 1000  # rows read at a time: a file is never held whole
 
 
-
-@dataclass(frozen=True)
-class SourceFile:
-    """One Parquet file of ``<root>/documents`` and the RPv2 source file it stands for."""
-
-    path: Path
-    file: ShardFile
-
-    @property
-    def snapshot(self) -> str:
-        return self.file.snapshot
-
-    @property
-    def language(self) -> str:
-        return self.file.language
-
-    @property
-    def bucket(self) -> str:
-        return self.file.bucket
-
-    @property
-    def rel_path(self) -> str:
-        """Its path below ``documents/`` (the same path in every sibling dataset)."""
-        return self.file.rel_path
-
-    @property
-    def shard_id(self) -> str:
-        """RPv2's ``shard_id`` / ``uri_id``: ``2023-06/0000/en_head.json.gz``."""
-        return self.file.shard_id
-
-    def rpv2_path(self, kind: str) -> str:
-        """The file's path in RPv2's release layout for ``kind`` (documents, quality_signals, ...)."""
-        suffix = RPV2_SUFFIXES[kind]
-        return f"{kind}/{self.file.rpv2_stem}{suffix}"
-
-
-def resolve_documents_root(path: str | os.PathLike) -> tuple[Path, Path]:
-    """(run output root, its ``documents`` dataset) for either of the two.
-
-    Raises ``FileNotFoundError`` with a clear message when neither is a directory of our layout.
-    """
-    given = Path(path)
-    if (given / "documents").is_dir():
-        return given, given / "documents"
-    if given.name == "documents" and given.is_dir():
-        return given.parent, given
-    raise FileNotFoundError(f"{given}: no documents/ dataset here (expected the output of `rpv2 run` or `rpv2 filter`)")
-
-
-def source_files(documents_dir: Path) -> tuple[list[SourceFile], list[str]]:
-    """The dataset's Parquet files in a deterministic order, and the paths that do not fit the layout.
-
-    Hidden files (a crashed writer's ``.name.tmp``) are ignored, as pyarrow.dataset does.
-    """
-    found: list[SourceFile] = []
-    strays: list[str] = []
-    for path in sorted(documents_dir.rglob("*.parquet")):
-        rel = path.relative_to(documents_dir).as_posix()
-        if any(part.startswith((".", "_")) for part in rel.split("/")):
-            continue
-        shard_file = from_rel_path(rel)
-        if shard_file is None:
-            strays.append(rel)
-            continue
-        found.append(SourceFile(path, shard_file))
-    return found, strays
+def rpv2_path(shard: ShardFile, kind: str) -> str:
+    """The file's path in RPv2's release layout for ``kind`` (documents, quality_signals, ...)."""
+    return f"{kind}/{shard.rpv2_stem}{RPV2_SUFFIXES[kind]}"
 
 
 def signal_layout(names: Sequence[str]) -> tuple[list[str], list[str], list[float]]:
@@ -190,7 +129,7 @@ def _open_gzip_text(path: str):
 
 @dataclass
 class ExportStats:
-    """What an export wrote and what it could not."""
+    """What an export wrote and what it could not: of one file, or summed over files (:func:`sum_stats`)."""
 
     files: int = 0
     documents: int = 0
@@ -199,105 +138,153 @@ class ExportStats:
     counts: Counter = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
 
+    def skipped(self, rel_path: str, reason: str, message: str) -> ExportStats:
+        """Count a file that was not exported, by ``reason``, and list it; returns self."""
+        self.counts[reason] += 1
+        self.errors.append(f"{rel_path}: skipped: {message}")
+        return self
 
-def _rows(path: Path, columns: Sequence[str]) -> Iterator[dict[str, Any]]:
-    """The file's rows, with the partition columns (language, bucket, ...) restored from its path."""
+    def absorb(self, other: ExportStats) -> ExportStats:
+        """Add the stats of ``other`` (other files); returns self."""
+        self.files += other.files
+        self.documents += other.documents
+        self.minhash_files += other.minhash_files
+        self.duplicates_files += other.duplicates_files
+        self.counts.update(other.counts)
+        self.errors.extend(other.errors)
+        return self
+
+    def counters(self) -> dict[str, int]:
+        """The stats as counter values (Beam counters, namespace ``rpv2.export``): summed over files
+        they are the whole export's."""
+        return {"files": self.files, "documents": self.documents, "minhash_files": self.minhash_files,
+                "duplicates_files": self.duplicates_files, **self.counts}
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stats as ``_export_report.json`` holds them (errors in path order: the same bytes for any
+        order in which files were reported)."""
+        return {"files": self.files, "documents": self.documents, "minhash_files": self.minhash_files,
+                "duplicates_files": self.duplicates_files, "counts": dict(sorted(self.counts.items())),
+                "errors": sorted(self.errors)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExportStats:
+        return cls(data["files"], data["documents"], data["minhash_files"], data["duplicates_files"],
+                   Counter(data["counts"]), list(data["errors"]))
+
+
+def sum_stats(stats: Iterable[ExportStats]) -> ExportStats:
+    """The stats of several files as one (commutative and associative, as a Beam combiner needs; no
+    input is changed)."""
+    total = ExportStats()
+    for item in stats:
+        total.absorb(item)
+    return total
+
+
+def _rows(parquet: Any, from_path: Mapping[str, str]) -> Iterator[dict[str, Any]]:
+    """The rows of an open documents file, batch by batch, with the partition columns (language,
+    bucket, ...) that live in its path restored."""
+    for batch in parquet.iter_batches(batch_size=BATCH_ROWS, use_threads=False):
+        for row in batch.to_pylist():
+            row.update(from_path)
+            yield row
+
+
+def minhash_row(row: Mapping[str, Any], uri_id: str, thresholds: Sequence[float]) -> dict[str, Any]:
+    """The row's record in RPv2's minhash parquet (shard_id, id, id_int, signature_sim<t>...)."""
+    return {"shard_id": uri_id, "id": row["id"], "id_int": row["id_int"],
+            **{signature_column(t): row.get(signature_column(t)) for t in thresholds}}
+
+
+def export_file(path: str, root: str, output: str) -> ExportStats:
+    """Export one documents file of the run at ``root`` to its RPv2 files under ``output`` (duplicates
+    only where an exact-dedup result exists for it): read in batches, written to local temporary files,
+    then each published whole (pipeline.io.publish). Returns this file's stats.
+
+    A file outside the layout, without ids, or unreadable is skipped: counted by reason
+    (``files_outside_layout``, ``files_without_ids``, ``unreadable_files``) and listed in ``errors``."""
+    import tempfile
+
+    from pipeline.dataset.layout import from_path
+
+    shard = from_path(path)
+    if shard is None:
+        return ExportStats().skipped(path, "files_outside_layout",
+                                     "not snapshot=<s>/language=<l>/bucket=<b>/<shard>.parquet")
+    try:
+        with tempfile.TemporaryDirectory(prefix="rpv2-export-") as work_dir:
+            return _export_file(path, shard, root, output, work_dir)
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # corrupt file, wrong column types
+        return ExportStats().skipped(shard.rel_path, "unreadable_files", f"{type(exc).__name__}: {exc}")
+
+
+def _export_file(path: str, shard: ShardFile, root: str, output: str, work_dir: str) -> ExportStats:
+    import os
+
     import pyarrow.parquet as pq
+    from apache_beam.io.filesystems import FileSystems
 
-    from pipeline.dataset.layout import partition_values
-
-    from_path = {k: v for k, v in partition_values(str(path)).items() if k not in columns}
-    with pq.ParquetFile(path) as reader:
-        for batch in reader.iter_batches(batch_size=1000, columns=list(columns)):
-            for row in batch.to_pylist():
-                row.update(from_path)
-                yield row
-
-
-def _publish(local: str, destination: str) -> None:
-    from pipeline.io.publish import publish_file
-
-    publish_file(local, destination)
-
-
-def export_file(source: SourceFile, root: Path, output: str, work_dir: str, stats: ExportStats) -> None:
-    """Export one Parquet file to its four RPv2 files (duplicates only where an exact-dedup result
-    exists for it). Files are written locally, then moved into place whole."""
-    import pyarrow.parquet as pq
-
+    from dedup.exact import DUPLICATES_DATASET
     from dedup.minhash import write_rpv2_minhash_parquet
+    from pipeline.dataset.files import read_parquet
+    from pipeline.dataset.layout import partition_values
     from pipeline.export.rpv2_records import dumps_signals_record, signals_record
+    from pipeline.io.publish import publish_file, publish_table
 
-    names = pq.read_schema(source.path).names
-    doc_signals, line_signals, thresholds = signal_layout(names)
-    missing = [n for n in ("id", "id_int", "raw_content") if n not in names]
-    if missing:
-        stats.counts["files_without_ids"] += 1
-        stats.errors.append(f"{source.rel_path}: skipped: missing column(s) {', '.join(missing)}")
-        return
+    stats = ExportStats()
+    out = output.rstrip("/")
     docs_local = os.path.join(work_dir, "documents.json.gz")
     signals_local = os.path.join(work_dir, "signals.json.gz")
     minhash_rows: list[dict[str, Any]] = []
-    docs_raw, docs_gz = _open_gzip_text(docs_local)
-    sig_raw, sig_gz = _open_gzip_text(signals_local)
-    try:
-        for row in _rows(source.path, names):
-            docs_gz.write((_dumps_document(ccnet_record(row)) + "\n").encode("utf-8", "surrogateescape"))
-            uri_id, _, row_number = row["id"].rpartition("/")
-            if uri_id != source.shard_id:
-                stats.counts["ids_outside_their_file"] += 1
-            if doc_signals or line_signals:
-                signals = quality_signals(row, doc_signals, line_signals)
-                record = signals_record(row, signals, uri_id, int(row_number), source.snapshot)
-                if record["id"] != row["id"] or record["id_int"] != row["id_int"]:
-                    stats.counts["id_int_mismatches"] += 1
-                sig_gz.write((dumps_signals_record(record) + "\n").encode("utf-8", "surrogateescape"))
-            if thresholds:
-                minhash_rows.append(
-                    {"shard_id": uri_id, "id": row["id"], "id_int": row["id_int"],
-                     **{signature_column(t): row.get(signature_column(t)) for t in thresholds}}
-                )
-            stats.documents += 1
-    finally:
-        docs_gz.close()
-        docs_raw.close()
-        sig_gz.close()
-        sig_raw.close()
-    out = output.rstrip("/")
-    _publish(docs_local, f"{out}/{source.rpv2_path('documents')}")
+    with FileSystems.open(path, compression_type="uncompressed") as handle:
+        parquet = pq.ParquetFile(handle, pre_buffer=False)
+        names = parquet.schema_arrow.names
+        missing = [n for n in ("id", "id_int", "raw_content") if n not in names]
+        if missing:
+            message = f"missing column(s) {', '.join(missing)}"
+            return stats.skipped(shard.rel_path, "files_without_ids", message)
+        doc_signals, line_signals, thresholds = signal_layout(names)
+        from_path = {k: v for k, v in partition_values(path).items() if k not in names}
+        docs_raw, docs_gz = _open_gzip_text(docs_local)
+        sig_raw, sig_gz = _open_gzip_text(signals_local)
+        try:
+            for row in _rows(parquet, from_path):
+                docs_gz.write((_dumps_document(ccnet_record(row)) + "\n").encode("utf-8", "surrogateescape"))
+                uri_id, _, row_number = row["id"].rpartition("/")
+                if uri_id != shard.shard_id:
+                    stats.counts["ids_outside_their_file"] += 1
+                if doc_signals or line_signals:
+                    signals = quality_signals(row, doc_signals, line_signals)
+                    record = signals_record(row, signals, uri_id, int(row_number), shard.snapshot)
+                    if record["id"] != row["id"] or record["id_int"] != row["id_int"]:
+                        stats.counts["id_int_mismatches"] += 1
+                    sig_gz.write((dumps_signals_record(record) + "\n").encode("utf-8", "surrogateescape"))
+                if thresholds:
+                    minhash_rows.append(minhash_row(row, uri_id, thresholds))
+                stats.documents += 1
+        finally:
+            docs_gz.close()
+            docs_raw.close()
+            sig_gz.close()
+            sig_raw.close()
+    publish_file(docs_local, f"{out}/{rpv2_path(shard, 'documents')}")
     if doc_signals or line_signals:
-        _publish(signals_local, f"{out}/{source.rpv2_path('quality_signals')}")
+        publish_file(signals_local, f"{out}/{rpv2_path(shard, 'quality_signals')}")
     else:
         stats.counts["files_without_signals"] += 1
     if thresholds:
-        write_rpv2_minhash_parquet(f"{out}/{source.rpv2_path('minhash')}", minhash_rows, thresholds)
+        minhash_local = os.path.join(work_dir, "minhash.parquet")
+        write_rpv2_minhash_parquet(minhash_local, minhash_rows, thresholds)
+        publish_file(minhash_local, f"{out}/{rpv2_path(shard, 'minhash')}")
         stats.minhash_files += 1
     else:
         stats.counts["files_without_minhash"] += 1
-    duplicates = root / DUPLICATES_DATASET / source.rel_path
-    if duplicates.is_file():
-        table = pq.read_table(duplicates)
-        local = os.path.join(work_dir, "duplicates.parquet")
-        pq.write_table(table, local, compression="snappy")
-        _publish(local, f"{out}/{source.rpv2_path('duplicates')}")
+    duplicates = shard.path(root, DUPLICATES_DATASET)
+    if FileSystems.exists(duplicates):
+        with FileSystems.open(duplicates, compression_type="uncompressed") as handle:
+            table = read_parquet(handle)
+        publish_table(table, f"{out}/{rpv2_path(shard, 'duplicates')}", compression="snappy")
         stats.duplicates_files += 1
     stats.files += 1
-
-
-def export_rpv2(input_path: str | os.PathLike, output: str) -> ExportStats:
-    """Export every Parquet file below ``input_path`` (a run or filter output) to RPv2's layout under
-    ``output``. A file that cannot be read is reported in ``errors`` and counted, never fatal."""
-    root, documents_dir = resolve_documents_root(input_path)
-    files, strays = source_files(documents_dir)
-    stats = ExportStats()
-    for rel in strays:
-        stats.counts["files_outside_layout"] += 1
-        stats.errors.append(f"{rel}: skipped: not snapshot=<s>/language=<l>/bucket=<b>/<shard>.parquet")
-    with tempfile.TemporaryDirectory(prefix="rpv2-export-") as work_dir:
-        for source in files:
-            try:
-                export_file(source, root, output, work_dir, stats)
-            except (OSError, ValueError, KeyError, TypeError) as exc:  # corrupt file, wrong column types
-                stats.counts["unreadable_files"] += 1
-                stats.errors.append(f"{source.rel_path}: skipped: {type(exc).__name__}: {exc}")
     return stats

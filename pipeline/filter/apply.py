@@ -1,20 +1,25 @@
-"""Applying a recipe to a documents dataset: per-rule counts, dedup flags joined from sibling datasets,
-and the kept rows written to the same layout.
+"""Applying a recipe to one documents file: rule outcomes per document, dedup flags joined from the sibling
+datasets, the kept rows published in the same layout, and the per-rule report's arithmetic.
 
 Kept apart from the recipe model (pipeline/filter/recipe.py) and the grammar (pipeline/filter/grammar.py),
-which are pure and read no data: this is the part that reads and writes Parquet and counts what happened
-(null outcomes as the grammar defines them: kept, counted as ``null``).
+which are pure and read no data: this is the part that reads and writes Parquet (through Beam FileSystems:
+local, gs://, s3://) and counts what happened (null outcomes as the grammar defines them: kept, counted as
+``null``). :func:`filter_file` handles one file and returns its :class:`FilterReport`; reports of files
+add up (:func:`sum_reports`). The Beam pipeline that applies it to every file of a dataset, one file per
+unit of work, is pipeline/transforms/filter.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from pipeline.dataset.layout import ShardFile
 from pipeline.filter.grammar import RecipeError, column_kinds
 from pipeline.filter.recipe import DEDUP_EXACT_FLAG, Recipe, Rule, fuzzy_threshold, is_dedup_flag
+
+BATCH_ROWS = 2000  # rows read, evaluated and written at a time: a file is never held whole
 
 
 def rule_outcomes(rules: Sequence[Rule], row: Mapping[str, Any]) -> list[bool | None]:
@@ -74,11 +79,51 @@ class FilterReport:
     def count(self, key: str, n: int = 1) -> None:
         self.counts[key] = self.counts.get(key, 0) + n
 
+    def skipped(self, rel_path: str, reason: str, message: str) -> FilterReport:
+        """Count a file that was not filtered, by ``reason``, and list it; returns self."""
+        self.count(reason)
+        self.errors.append(f"{rel_path}: skipped: {message}")
+        return self
+
+    def absorb(self, other: FilterReport) -> FilterReport:
+        """Add the counts of ``other`` (a report of other files, same recipe); returns self."""
+        self.read += other.read
+        self.kept += other.kept
+        self.files_read += other.files_read
+        self.files_written += other.files_written
+        for name, theirs in other.rule_counts.items():
+            mine = self.rule_counts[name]
+            mine.dropped_first += theirs.dropped_first
+            mine.dropped_alone += theirs.dropped_alone
+            mine.null += theirs.null
+        for partition, theirs in other.by_partition.items():
+            mine = self.by_partition.setdefault(partition, {"read": 0, "kept": 0})
+            mine["read"] += theirs["read"]
+            mine["kept"] += theirs["kept"]
+        for key, n in other.counts.items():
+            self.count(key, n)
+        self.errors.extend(other.errors)
+        return self
+
     @property
     def identity_holds(self) -> bool:
         return self.read == self.kept + sum(c.dropped_first for c in self.rule_counts.values())
 
+    def counters(self) -> dict[str, int]:
+        """The report as counter values (Beam counters, namespace ``rpv2.filter``): summed over files
+        they are the whole run's report. Per rule: ``dropped_<rule>`` (first), ``fails_<rule>`` (alone),
+        ``null_<rule>``; then documents, files and the counts by reason."""
+        values = {"documents_read": self.read, "documents_kept": self.kept,
+                  "files_read": self.files_read, "files_written": self.files_written}
+        for rule in self.recipe.rules:
+            c = self.rule_counts[rule.name]
+            values |= {f"dropped_{rule.name}": c.dropped_first, f"fails_{rule.name}": c.dropped_alone,
+                       f"null_{rule.name}": c.null}
+        return values | self.counts
+
     def as_dict(self) -> dict[str, Any]:
+        """The report as ``_filter_report.json`` holds it (errors in path order: the same bytes for any
+        order in which files were reported)."""
         return {
             "recipe": {"name": self.recipe.name, "description": self.recipe.description, "source": self.recipe.source},
             "read": self.read,
@@ -94,8 +139,24 @@ class FilterReport:
             "files_written": self.files_written,
             "by_partition": dict(sorted(self.by_partition.items())),
             "counts": dict(sorted(self.counts.items())),
-            "errors": self.errors,
+            "errors": sorted(self.errors),
         }
+
+    @classmethod
+    def from_dict(cls, recipe: Recipe, data: Mapping[str, Any]) -> FilterReport:
+        """The report :meth:`as_dict` wrote, for ``recipe``."""
+        return cls(
+            recipe,
+            read=data["read"],
+            kept=data["kept"],
+            files_read=data["files_read"],
+            files_written=data["files_written"],
+            rule_counts={r["name"]: RuleCounts(r["dropped_first"], r["dropped_alone"], r["null"])
+                         for r in data["rules"]},
+            by_partition={k: dict(v) for k, v in data["by_partition"].items()},
+            counts=dict(data["counts"]),
+            errors=list(data["errors"]),
+        )
 
     def table(self) -> str:
         """The printed per-rule table: read = kept + Σ dropped (first failing rule)."""
@@ -116,47 +177,45 @@ class FilterReport:
         return "\n".join(lines)
 
 
-def _flag_table(root: Path, rel_path: str, dataset: str, column: str) -> dict[str, bool | None] | None:
-    """id -> flag from a sibling dataset file laid out like documents/ (None when the file is absent)."""
-    import pyarrow.parquet as pq
-
-    path = root / dataset / rel_path
-    if not path.is_file():
-        return None
-    table = pq.read_table(path, columns=["id", column])
-    return dict(zip(table.column("id").to_pylist(), table.column(column).to_pylist(), strict=True))
+def sum_reports(recipe: Recipe, reports: Iterable[FilterReport]) -> FilterReport:
+    """The reports of several files as one (commutative and associative, as a Beam combiner needs; no
+    report is changed)."""
+    total = FilterReport(recipe)
+    for report in reports:
+        total.absorb(report)
+    return total
 
 
-def _sibling_flags(
-    root: Path, rel_path: str, flags: Sequence[str], report: FilterReport
-) -> dict[str, dict[str, bool | None] | None]:
-    """For each dedup flag the recipe reads: id -> flag for this file."""
-    out: dict[str, dict[str, bool | None] | None] = {}
-    for name in flags:
-        if name == DEDUP_EXACT_FLAG:
-            table = _flag_table(root, rel_path, DEDUP_EXACT_FLAG, DEDUP_EXACT_FLAG)
-        else:
-            rep = _flag_table(root, rel_path, f"clusters_sim{fuzzy_threshold(name)}/documents", "is_representative")
-            table = None if rep is None else {k: (None if v is None else not v) for k, v in rep.items()}
-        if table is None:
-            report.count(f"files_without_{name}")
-        out[name] = table
-    return out
+# ------------------------------------------------------------------------------------ checks before work
 
 
-def check_sibling_datasets(root: Path, recipe: Recipe) -> None:
+def check_sibling_datasets(root: str, recipe: Recipe) -> None:
     """Fail early, with the command to run, when the recipe reads a dedup flag nobody computed."""
+    from pipeline.dataset.layout import document_files
+
     for name in sorted(recipe.columns):
-        if name == DEDUP_EXACT_FLAG and not (root / DEDUP_EXACT_FLAG).is_dir():
+        if name == DEDUP_EXACT_FLAG and not document_files([f"{root}/{DEDUP_EXACT_FLAG}"]):
             raise RecipeError(
-                f"{recipe.source}: reads {name} but {root / DEDUP_EXACT_FLAG} does not exist: run `rpv2 dedup exact`"
+                f"{recipe.source}: reads {name} but {root}/{DEDUP_EXACT_FLAG} does not exist: run `rpv2 dedup exact`"
             )
         threshold = fuzzy_threshold(name)
-        if threshold and not (root / f"clusters_sim{threshold}" / "documents").is_dir():
+        if threshold and not document_files([f"{root}/clusters_sim{threshold}/documents"]):
             raise RecipeError(
                 f"{recipe.source}: reads {name} but {root}/clusters_sim{threshold}/documents does not exist: "
                 f"run `rpv2 dedup fuzzy --threshold {threshold}`"
             )
+
+
+def check_recipe(root: str, first_file: str, recipe: Recipe) -> None:
+    """Before any work: the recipe fits the dataset's columns (those of ``first_file``, its first file)
+    and the dedup flags it reads were computed; raises :class:`RecipeError` naming the rule."""
+    import pyarrow.parquet as pq
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(first_file, compression_type="uncompressed") as handle:
+        schema = pq.ParquetFile(handle, pre_buffer=False).schema_arrow
+    recipe.check(column_kinds(_with_partition_columns(schema)))
+    check_sibling_datasets(root, recipe)
 
 
 def _with_partition_columns(schema: Any) -> Any:
@@ -171,71 +230,117 @@ def _with_partition_columns(schema: Any) -> Any:
     return schema
 
 
-def filter_dataset(input_path: str | Path, output: str | Path, recipe: Recipe) -> FilterReport:
-    """Apply ``recipe`` to every documents file below ``input_path`` (a run output) and write the kept
-    rows, all columns, to ``<output>/documents/`` in the same layout and order (a file with no kept row
-    is not written). Unreadable files are counted and reported, never fatal; a recipe that does not fit
-    the dataset's columns raises :class:`RecipeError` before anything is written."""
-    import os
+# ------------------------------------------------------------------------------------------- one file
 
+
+def _flag_table(path: str, column: str) -> dict[str, bool | None] | None:
+    """id -> flag from one file of a sibling dataset (None when the file is absent)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    from pipeline.dataset.files import read_parquet
+
+    if not FileSystems.exists(path):
+        return None
+    with FileSystems.open(path, compression_type="uncompressed") as handle:
+        table = read_parquet(handle, ["id", column])
+    return dict(zip(table.column("id").to_pylist(), table.column(column).to_pylist(), strict=True))
+
+
+def sibling_flags(
+    root: str, shard: ShardFile, flags: Sequence[str], report: FilterReport
+) -> dict[str, dict | None]:
+    """For each dedup flag the recipe reads: id -> flag for the documents file ``shard``, from the
+    sibling datasets of the run at ``root``; a missing file is counted (its flags are null)."""
+    out: dict[str, dict[str, bool | None] | None] = {}
+    for name in flags:
+        if name == DEDUP_EXACT_FLAG:
+            table = _flag_table(shard.path(root, DEDUP_EXACT_FLAG), DEDUP_EXACT_FLAG)
+        else:
+            dataset = f"clusters_sim{fuzzy_threshold(name)}/documents"
+            rep = _flag_table(shard.path(root, dataset), "is_representative")
+            table = None if rep is None else {k: (None if v is None else not v) for k, v in rep.items()}
+        if table is None:
+            report.count(f"files_without_{name}")
+        out[name] = table
+    return out
+
+
+def kept_batches(
+    parquet: Any, recipe: Recipe, from_path: Mapping[str, str], flags: Mapping[str, dict | None],
+    report: FilterReport, partition: str,
+) -> Iterator[Any]:
+    """The kept rows of an open documents file (every column, in order), batch by batch; every document
+    read is counted in ``report``. Rules see the file's columns, the partition values of its path
+    (``from_path``) and the dedup ``flags`` by id."""
     import pyarrow as pa
+
+    needed = sorted((recipe.columns - set(flags) - set(from_path)) | {"id"})
+    for batch in parquet.iter_batches(batch_size=BATCH_ROWS, use_threads=False):
+        mask = []
+        for row in batch.select(needed).to_pylist():
+            row.update(from_path)
+            for name, table in flags.items():
+                row[name] = None if table is None else table.get(row["id"])
+            mask.append(report.add(rule_outcomes(recipe.rules, row), partition))
+        kept = batch.filter(pa.array(mask, type=pa.bool_()))
+        if kept.num_rows:
+            yield kept
+
+
+def filter_file(path: str, root: str, output: str, recipe: Recipe) -> FilterReport:
+    """Apply ``recipe`` to one documents file of the run at ``root`` and publish its kept rows, every
+    column and in order, to the same path under ``<output>/documents/`` (atomically; a file with no kept
+    row is not written, and one an earlier filter left there is removed). Returns this file's report.
+
+    A file outside the layout, unreadable, or whose columns do not fit the recipe is skipped: counted by
+    reason (``files_outside_layout``, ``unreadable_files``, ``files_not_fitting_recipe``) and listed in
+    ``errors``; it counts no document and publishes nothing."""
+    import itertools
+
+    import pyarrow.parquet as pq
+    from apache_beam.io.filesystems import FileSystems
+
+    from pipeline.dataset.layout import from_path, partition_values
+    from pipeline.io.publish import publish
+
+    shard = from_path(path)
+    if shard is None:
+        return FilterReport(recipe).skipped(
+            path, "files_outside_layout", "not snapshot=<s>/language=<l>/bucket=<b>/<shard>.parquet"
+        )
+    report = FilterReport(recipe)
+    destination = shard.path(output)
+    try:
+        with FileSystems.open(path, compression_type="uncompressed") as handle:
+            parquet = pq.ParquetFile(handle, pre_buffer=False)
+            schema = parquet.schema_arrow
+            recipe.check(column_kinds(_with_partition_columns(schema)))
+            from_path_values = {k: v for k, v in partition_values(path).items() if k not in schema.names}
+            flags = sibling_flags(root, shard, sorted(n for n in recipe.columns if is_dedup_flag(n)), report)
+            partition = f"{shard.snapshot}/{shard.language}/{shard.bucket}"
+            batches = kept_batches(parquet, recipe, from_path_values, flags, report, partition)
+            first = next(batches, None)
+            if first is None:
+                if FileSystems.exists(destination):
+                    FileSystems.delete([destination])
+            else:
+                kept = itertools.chain([first], batches)
+                publish(destination, lambda sink: _write_parquet(sink, schema, kept))
+                report.files_written += 1
+    except RecipeError as exc:
+        return FilterReport(recipe).skipped(shard.rel_path, "files_not_fitting_recipe", str(exc))
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # corrupt file, odd column types
+        message = f"{type(exc).__name__}: {exc}"
+        return FilterReport(recipe).skipped(shard.rel_path, "unreadable_files", message)
+    report.files_read += 1
+    return report
+
+
+def _write_parquet(sink: Any, schema: Any, batches: Iterable[Any]) -> None:
     import pyarrow.parquet as pq
 
-    from pipeline.dataset.layout import partition_values
-    from pipeline.export.rpv2 import resolve_documents_root, source_files
-    from pipeline.io.publish import publish_file
+    from pipeline.io.publish import PARQUET_COMPRESSION
 
-    root, documents_dir = resolve_documents_root(input_path)
-    files, strays = source_files(documents_dir)
-    report = FilterReport(recipe)
-    for rel in strays:
-        report.count("files_outside_layout")
-        report.errors.append(f"{rel}: skipped: not snapshot=<s>/language=<l>/bucket=<b>/<shard>.parquet")
-    if files:
-        recipe.check(column_kinds(_with_partition_columns(pq.read_schema(files[0].path))))
-    check_sibling_datasets(root, recipe)
-    flags = sorted(name for name in recipe.columns if is_dedup_flag(name))
-    out_docs = Path(output) / "documents"
-    for source in files:
-        partition = f"{source.snapshot}/{source.language}/{source.bucket}"
-        writer = None
-        try:
-            schema = pq.read_schema(source.path)
-            recipe.check(column_kinds(_with_partition_columns(schema)))
-            from_path = {k: v for k, v in partition_values(str(source.path)).items() if k not in schema.names}
-            needed = sorted((recipe.columns - set(flags) - set(from_path)) | {"id"})
-            sibling = _sibling_flags(root, source.rel_path, flags, report)
-            destination = out_docs / source.rel_path
-            # written locally, then published atomically (pipeline.io.publish)
-            temporary = Path(output) / "_work" / f"{os.getpid()}-{destination.name}"
-            with pq.ParquetFile(source.path) as reader:
-                for batch in reader.iter_batches(batch_size=2000):
-                    rows = batch.select(needed).to_pylist()
-                    mask = []
-                    for row in rows:
-                        row.update(from_path)
-                        for name in flags:
-                            table = sibling[name]
-                            row[name] = None if table is None else table.get(row["id"])
-                        mask.append(report.add(rule_outcomes(recipe.rules, row), partition))
-                    kept = batch.filter(pa.array(mask, type=pa.bool_()))
-                    if kept.num_rows:
-                        if writer is None:
-                            temporary.parent.mkdir(parents=True, exist_ok=True)
-                            writer = pq.ParquetWriter(temporary, schema, compression="zstd")
-                        writer.write_batch(kept)
-            report.files_read += 1
-            if writer is not None:
-                writer.close()
-                publish_file(str(temporary), str(destination))
-                temporary.unlink()
-                report.files_written += 1
-        except (OSError, ValueError, KeyError, TypeError) as exc:  # corrupt file, odd column types
-            if isinstance(exc, RecipeError):
-                raise
-            if writer is not None:  # a file that broke midway publishes nothing
-                writer.close()
-                temporary.unlink(missing_ok=True)
-            report.count("unreadable_files")
-            report.errors.append(f"{source.rel_path}: skipped: {type(exc).__name__}: {exc}")
-    return report
+    with pq.ParquetWriter(sink, schema, compression=PARQUET_COMPRESSION) as writer:
+        for batch in batches:
+            writer.write_batch(batch)

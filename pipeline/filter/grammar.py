@@ -47,6 +47,13 @@ COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
+# How deep an expression may nest: each pair of parentheses, ``not``, unary minus and operator level (a
+# chain ``a + b + c`` is two levels, as the tree is) counts one. Real rules nest a few levels; the bound keeps
+# the parser, the type checks and evaluation (all recursive) far below Python's recursion limit, so a
+# pathological expression is a RecipeError instead of a RecursionError.
+MAX_DEPTH = 50
+
+
 class RecipeError(ValueError):
     """A recipe that cannot be used; the message names the rule and what is wrong.
 
@@ -146,6 +153,17 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.tokens = tokenize(text)
         self.pos = 0
+        self.depth = 0
+
+    def nested(self, parse: Callable[[], Any]) -> Any:
+        """``parse()`` one nesting level down; a RecipeError beyond MAX_DEPTH levels."""
+        if self.depth >= MAX_DEPTH:
+            raise _too_deep()
+        self.depth += 1
+        try:
+            return parse()
+        finally:
+            self.depth -= 1
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -186,7 +204,7 @@ class _Parser:
     def not_expr(self) -> Any:
         if self.at("not"):
             self.take()
-            return Not(self.not_expr())
+            return Not(self.nested(self.not_expr))
         return self.comparison()
 
     def comparison(self) -> Any:
@@ -238,7 +256,7 @@ class _Parser:
     def unary(self) -> Any:
         if self.at("-"):
             self.take()
-            operand = self.unary()
+            operand = self.nested(self.unary)
             if isinstance(operand, Const) and isinstance(operand.value, float):
                 return Const(-operand.value)
             return Negate(operand)
@@ -253,7 +271,7 @@ class _Parser:
         if kind == "keyword" and text in ("true", "false"):
             return Const(text == "true")
         if kind == "op" and text == "(":
-            node = self.or_expr()
+            node = self.nested(self.or_expr)
             self.take(")")
             return node
         if kind == "name":
@@ -270,11 +288,46 @@ class _Parser:
         raise RecipeError(f"unexpected {text!r}")
 
 
+def _too_deep() -> RecipeError:
+    return RecipeError(
+        f"expression nested more than {MAX_DEPTH} levels deep (parentheses, not, unary minus and each "
+        "operator of a chain such as a + b + c count one)"
+    )
+
+
+def _children(node: Any) -> tuple[Any, ...]:
+    if isinstance(node, Arith):
+        return (node.left, node.right)
+    if isinstance(node, (Negate, Not, InList)):
+        return (node.operand,)
+    if isinstance(node, Compare):
+        return node.operands
+    if isinstance(node, BoolOp):
+        return node.items
+    return ()
+
+
+def _depth(node: Any) -> int:
+    """Operator levels of a tree (a leaf is 0), without recursion."""
+    deepest, stack = 0, [(node, 0)]
+    while stack:
+        n, level = stack.pop()
+        children = _children(n)
+        if children:
+            deepest = max(deepest, level + 1)
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
 def parse_expression(text: str) -> Any:
-    """The expression tree of ``text``; raises :class:`RecipeError` with what is wrong and where."""
+    """The expression tree of ``text``; raises :class:`RecipeError` with what is wrong and where, also
+    for an expression nested more than :data:`MAX_DEPTH` levels deep."""
     if not isinstance(text, str) or not text.strip():
         raise RecipeError("empty expression")
-    return _Parser(text).parse()
+    tree = _Parser(text).parse()
+    if _depth(tree) > MAX_DEPTH:  # a long chain of + - * / nests without parentheses
+        raise _too_deep()
+    return tree
 
 
 def column_refs(node: Any) -> set[str]:

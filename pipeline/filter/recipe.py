@@ -20,6 +20,7 @@ sibling datasets (``is_duplicate_exact/``, ``clusters_sim<t>/documents/``) it ne
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -97,6 +98,9 @@ def _render_value(value: Any) -> str:
         if "'" in value:
             raise RecipeError("string values may not contain a quote (')")
         return f"'{value}'"
+    if isinstance(value, float) and not math.isfinite(value):
+        # repr gives nan / inf, which the grammar reads as COLUMN names
+        raise RecipeError(f"value {value!r} is not a finite number")
     if isinstance(value, (int, float)):
         return repr(value)
     raise RecipeError(f"value {value!r} is not a number, string or boolean")
@@ -113,7 +117,7 @@ def _structured_expression(spec: Mapping[str, Any]) -> str:
         raise RecipeError("'value' is missing")
     target = signal
     if spec.get("aggregate") is not None:
-        if spec["aggregate"] not in AGGREGATES:
+        if not isinstance(spec["aggregate"], str) or spec["aggregate"] not in AGGREGATES:
             raise RecipeError(f"'aggregate' must be one of {', '.join(AGGREGATES)}, got {spec['aggregate']!r}")
         target = f"{spec['aggregate']}({signal})"
     value = spec["value"]
@@ -180,8 +184,45 @@ def load_recipe(path: str | Path) -> Recipe:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise RecipeError(f"{path}: cannot read: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{path}: not UTF-8 text: {exc}") from None
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+    except RecursionError:
+        raise RecipeError(f"{path}: nested too deeply to be read as YAML") from None
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: e.g. an integer beyond int()'s 4300 digits
         raise RecipeError(f"{path}: not valid YAML: {exc}") from None
+    problem = _yaml_alias_problem(data)
+    if problem:
+        raise RecipeError(f"{path}: {problem}")
     return parse_recipe(data, str(path))
+
+
+MAX_YAML_VALUES = 100_000  # a recipe holds a few hundred values
+
+
+def _yaml_alias_problem(data: Any) -> str | None:
+    """What is wrong with YAML aliases in ``data``, or None: PyYAML shares an aliased value, so ``&a [*a]``
+    contains itself and nested aliases can stand for billions of values (the rule names and messages
+    print them). The same check as pipeline.config.yaml_alias_problem, kept here so that recipes do not
+    depend on the run configuration."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(data, False)]
+    while stack:
+        node, done = stack.pop()
+        children = list(node.values()) if isinstance(node, Mapping) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        if done:
+            open_.discard(id(node))
+            sizes[id(node)] = 1 + sum(sizes.get(id(child), 1) for child in children)
+            if sizes[id(node)] > MAX_YAML_VALUES:
+                return f"YAML aliases expand to more than {MAX_YAML_VALUES} values"
+        elif id(node) in open_:
+            return "a YAML alias refers to a value that contains it (e.g. &a [*a])"
+        elif id(node) not in sizes:
+            open_.add(id(node))
+            stack.append((node, True))
+            stack.extend((child, False) for child in children)
+    return None

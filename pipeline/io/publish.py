@@ -81,3 +81,17 @@ def exists(uri: str) -> bool:
 
 def _is_local(uri: str) -> bool:
     return "://" not in uri or uri.startswith("file://")
+
+
+def remove_stale_temporaries(root: str) -> int:
+    """Delete the hidden ``.<name>.<uuid>.tmp`` files that :func:`publish` left under ``root`` when its
+    process was killed between writing and renaming (readers skip them, but they would accumulate and
+    a rerun's output would not equal an uninterrupted run's). Returns how many were removed."""
+    from apache_beam.io.filesystems import FileSystems
+
+    pattern = f"{root.rstrip('/')}/**.tmp"
+    stale = [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list
+             if m.path.rsplit("/", 1)[-1].startswith(".")]
+    if stale:
+        FileSystems.delete(stale)
+    return len(stale)

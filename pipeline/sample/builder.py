@@ -417,8 +417,9 @@ class SampleInfo:
 
 def default_workdir() -> Path:
     """``$RPV2_CACHE/sample``, default ``~/.cache/rpv2/sample``."""
-    cache = os.environ.get("RPV2_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "rpv2")
-    return Path(cache) / "sample"
+    from pipeline.io.fetch import default_cache_dir
+
+    return default_cache_dir() / "sample"
 
 
 def _fingerprint(*parts: bytes | str) -> str:

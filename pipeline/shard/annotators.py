@@ -12,10 +12,33 @@ the processor keeps the document with this step's columns null, and counts and l
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 VIEW = "_view"  # the per-document dict of shared views; never written
+
+
+def needed_artifacts(manifest: Mapping[str, str], languages: Collection[str] | None) -> dict[str, str]:
+    """The entries of an artifacts dir's SHA256SUMS that the signals read for ``languages`` (None: every
+    language), so a worker fetches only those: ``bad_words/{lang}.txt`` and ``stop_words/{lang}.json``
+    (signals/word_lists.py), ``bad_urls/domain_to_category_id.json`` (the UT1 index, every language),
+    ``classifiers/{lang}/*.bin`` (signals/classifiers.py: not the ``.data.train`` files they were
+    trained on) and everything in ``dsir/{lang}/`` (signals/importance.py: counts, lambdas, hash.json)."""
+    kept = None if languages is None else frozenset(languages)
+    needed: dict[str, str] = {}
+    for name, digest in manifest.items():
+        parts = name.split("/")
+        if parts == ["bad_urls", "domain_to_category_id.json"]:
+            lang = None
+        elif len(parts) == 2 and parts[0] in ("bad_words", "stop_words"):
+            lang = parts[1].split(".", 1)[0]
+        elif len(parts) == 3 and (parts[0] == "dsir" or (parts[0] == "classifiers" and parts[2].endswith(".bin"))):
+            lang = parts[1]
+        else:
+            continue
+        if lang is None or kept is None or lang in kept:
+            needed[name] = digest
+    return needed
 
 
 class Annotator:

@@ -6,12 +6,27 @@ the problem before any work starts). ``read`` is the first pass over the shard's
 other step and the line hashes); the others are ``doc -> doc | Drop(reason)`` callables
 (pipeline/ccnet/steps.py, pipeline/shard/annotators.py) applied per document by the processor's one
 loop, which counts and times each of them.
+
+The models the steps load may be given by URI: :func:`resolve_sources` (on the launcher) turns them into
+a :class:`ModelSources` plan of URIs and sha256s, and :func:`fetch_models` (in each worker's
+``DoFn.setup``) fetches what the plan lists into the local cache (pipeline/io/fetch.py) before the steps
+are built.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import logging
+import os
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pipeline.io.fetch import RemoteDir, RemoteFile
+
+if TYPE_CHECKING:
+    from pipeline.io.remote import RetryPolicy
+
+log = logging.getLogger(__name__)
 
 READ = "read"
 LINE_DEDUP = "line_dedup"
@@ -58,6 +73,91 @@ def check_plan(steps: Sequence[str]) -> tuple[str, ...]:
     return steps
 
 
+@dataclass(frozen=True)
+class ModelSources:
+    """The models a run gives by URI, as the launcher resolved them: for each, the files the workers
+    need with their recorded sha256s. Picklable; carried in the stage settings. A model given by local
+    path (or ``file://``) is not in it: it is read in place, as the settings name it."""
+
+    lid_model: RemoteFile | None = None
+    models_dir: RemoteDir | None = None  # the kept languages' {lang}.sp.model + {lang}.arpa.bin
+    artifacts: RemoteDir | None = None  # the signals' files for the kept languages
+
+    @property
+    def empty(self) -> bool:
+        return self.lid_model is None and self.models_dir is None and self.artifacts is None
+
+
+def resolve_sources(
+    *,
+    lid_model: str | None,
+    models_dir: str | None,
+    artifacts: str | None,
+    languages: Collection[str] | None,
+    steps: Sequence[str],
+    retry: RetryPolicy | None = None,
+) -> ModelSources:
+    """The plan of the models given by URI (on the launcher; no I/O for local paths): a single file's
+    sha256 from its ``.sha256`` sidecar (else it is streamed once to hash it), a directory's files from
+    its ``SHA256SUMS``, narrowed to what the declared ``steps`` read for the kept ``languages`` (None:
+    every language). Raises :class:`pipeline.io.fetch.FetchError` (a missing manifest among them)."""
+    from pipeline.io.fetch import remote_dir, remote_file
+    from pipeline.io.uris import is_remote
+
+    lid = remote_file(lid_model, retry) if "lid" in steps and lid_model and is_remote(lid_model) else None
+    models = None
+    if "perplexity" in steps and models_dir and is_remote(models_dir):
+        from pipeline.ccnet.perplexity import model_languages, needed_model_files
+
+        models = remote_dir(models_dir, lambda manifest: needed_model_files(manifest, languages), retry)
+        missing = sorted(set(languages or ()) - set(model_languages(models.files)))
+        if missing:
+            log.warning("%s: no model for kept language(s) %s in its SHA256SUMS: their documents get bucket "
+                        "'all' (counted as kept_without_lm)", models_dir, ", ".join(missing))
+    arts = None
+    if "signals" in steps and artifacts and is_remote(artifacts):
+        from pipeline.shard.annotators import needed_artifacts
+
+        arts = remote_dir(artifacts, lambda manifest: needed_artifacts(manifest, languages), retry)
+    return ModelSources(lid_model=lid, models_dir=models, artifacts=arts)
+
+
+def fetch_models(settings: Any, cache_dir: str | os.PathLike[str] | None = None) -> Any:
+    """``settings`` with the models of its :class:`ModelSources` fetched into the local cache (default
+    ``$RPV2_CACHE/fetched``) and their local paths in place of the URIs; called in each worker's
+    ``DoFn.setup``, where the files are checked against the recorded sha256s.
+
+    A kept language's model that cannot be fetched or is not the recorded file raises
+    :class:`pipeline.ccnet.perplexity.ModelLoadError` naming the language, the URI and the reason; the
+    LID model or a signal artifact, :class:`pipeline.io.fetch.FetchError` naming the URI. The run fails:
+    no document gets bucket ``all`` or null signals because a worker lacked a file."""
+    from pipeline.io.fetch import FetchError, fetch, fetch_tree
+
+    sources: ModelSources = settings.sources
+    if sources.empty:
+        return settings
+    changes: dict[str, str] = {}
+    if sources.lid_model is not None:
+        lid = sources.lid_model
+        try:
+            changes["lid_model"] = str(fetch(lid.uri, lid.sha256, cache_dir, settings.retry))
+        except FetchError as exc:
+            raise type(exc)(exc.uri, f"LID model: {exc.reason}") from exc
+    if sources.models_dir is not None:
+        from pipeline.ccnet.perplexity import ModelLoadError, model_language
+
+        try:
+            changes["models_dir"] = str(fetch_tree(sources.models_dir, cache_dir, settings.retry))
+        except FetchError as exc:
+            raise ModelLoadError(model_language(exc.relpath or ""), exc.uri, exc.reason) from exc
+    if sources.artifacts is not None:
+        try:
+            changes["artifacts"] = str(fetch_tree(sources.artifacts, cache_dir, settings.retry))
+        except FetchError as exc:
+            raise type(exc)(exc.uri, f"signal artifact {exc.relpath}: {exc.reason}") from exc
+    return settings.replace(**changes)
+
+
 def build_steps(settings: Any, overrides: Mapping[str, Any] | None = None) -> list[Any]:
     """The per-document steps of ``settings.steps`` (all but ``read``, and but ``line_dedup``, which the
     processor builds per shard from its line hashes), in order, models not yet loaded.
@@ -81,7 +181,8 @@ def build_steps(settings: Any, overrides: Mapping[str, Any] | None = None) -> li
         elif name == "perplexity":
             from pipeline.ccnet.perplexity import LanguageModels
 
-            models = LanguageModels(settings.models_dir) if settings.models_dir else None
+            origin = settings.sources.models_dir.uri if settings.sources.models_dir is not None else None
+            models = LanguageModels(settings.models_dir, origin=origin) if settings.models_dir else None
             built.append(ccnet.Perplexity(models, settings.languages))
         elif name == "bucket":
             built.append(ccnet.Bucket(settings.cutoffs))

@@ -378,7 +378,7 @@ def _next_record(
     warc_type = headers.get("WARC-Type", "")
     is_doc = warc_type in doc_types or not warc_type
     cl = headers.get("Content-Length", "")
-    if not cl.isdigit():
+    if not _is_content_length(cl):
         # Without a length the block can only be delimited by the next record header.
         _read_until_next_record(src, max_block_bytes)
         if is_doc:
@@ -456,6 +456,13 @@ def _next_record(
         report.count_other(warc_type)
         return _SKIP
     return WarcRecord(offset, warc_type, headers, block, length)
+
+
+def _is_content_length(value: str) -> bool:
+    """ASCII digits only, as WARC/1.1 states: ``str.isdigit`` also accepts superscripts and other digits
+    ``int`` refuses (``'²'``, ``'❶'``), and more than 19 digits is no file's length (and more than 4300
+    is more than ``int`` converts)."""
+    return 0 < len(value) <= 19 and value.isascii() and value.isdigit()
 
 
 def _digest_matches(headers: dict[str, str], block: bytes) -> bool:

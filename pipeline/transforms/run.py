@@ -47,6 +47,7 @@ from pipeline.dataset.completion import (
     remove_partial_shards,
     settings_digest,
 )
+from pipeline.io.publish import remove_stale_temporaries
 from pipeline.shard.processor import ShardProcessor, ShardTask, StageSettings
 from pipeline.transforms.exact_dedup import ExactDedupFiles
 from pipeline.transforms.fuzzy_dedup import DEFAULT_ROUNDS_PER_PASS, FuzzyDedupFiles
@@ -353,7 +354,23 @@ def output_settings(config: Any, settings: StageSettings, listing: Sequence[str]
         "artifacts": settings.artifacts,
         "steps": list(settings.steps),
         "hash_in_mem": settings.hash_in_mem,
+        # models given by URI: their files' recorded sha256s, so a changed remote model is a difference
+        "model_sha256": model_digests(settings.sources),
     }
+
+
+def model_digests(sources: Any) -> dict[str, Any]:
+    """{"lid_model": sha256, "models_dir": {file: sha256}, "artifacts": {...}} of the URI-given models."""
+    import dataclasses
+
+    if sources is None:
+        return {}
+    found: dict[str, Any] = {}
+    for name in ("lid_model", "models_dir", "artifacts"):
+        value = getattr(sources, name, None)
+        if value is not None:
+            found[name] = json.loads(json.dumps(dataclasses.asdict(value), default=str))
+    return found
 
 
 @contextlib.contextmanager
@@ -448,6 +465,7 @@ def run_pipeline(
     resumed = complete_records(config.output, config.snapshot, digest, shards)
     todo = [shard for shard in shards if shard not in resumed]
     removed = remove_partial_shards(config.output, config.snapshot, todo)
+    removed += remove_stale_temporaries(config.output)  # files a kill caught mid-publish
     if resumed or removed:
         logger.info("resuming %s: %d shards already complete, %d to do (%d partial files removed)",
                     config.output, len(resumed), len(todo), removed)

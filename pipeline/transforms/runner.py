@@ -2,13 +2,40 @@
 
 Shared by every rpv2 pipeline (``rpv2 run``, ``rpv2 dedup exact``, ``rpv2 dedup fuzzy``) so that they
 all behave the same on a machine without network access.
+
+- ``--runner=DirectRunner`` (the default): Beam's FnApiRunner in this process (:func:`offline_direct_runner`).
+- Any other runner: Beam's own runner for ``--runner`` (FlinkRunner, SparkRunner, DataflowRunner, ...),
+  never a silent fallback to the DirectRunner.
+- FlinkRunner and SparkRunner start a Java job server (``java -jar`` the job-server jar from Beam's jar
+  cache, see scripts/install_flink.sh and scripts/install_spark.sh) unless ``--job_endpoint`` names one.
+  Beam would leave that JVM running until the Python process exits (one more per pipeline) and let it
+  write its Flink/Spark scratch files into /tmp; :func:`run_and_wait` gives it a temporary directory of
+  its own (``-Djava.io.tmpdir``, unless the options set one), reads the job's metrics from it when the
+  job is done, then stops it and removes the directory. Every line the JVM prints goes to the
+  ``pipeline.transforms.runner.job_server`` logger at DEBUG (``rpv2 -v`` shows them); when the job
+  fails, the last lines are logged as an error.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 
+logger = logging.getLogger(__name__)
+job_server_logger = logging.getLogger(__name__ + ".job_server")
+
 _DIRECT_RUNNER_NAMES = ("directrunner", "direct", "switchingdirectrunner")
+# the job server's scratch directories: <tempdir>/rpv2-job-server-<pid>-<random>
+_SCRATCH_PREFIX = "rpv2-job-server-"
+_SCRATCH_NAME = re.compile(re.escape(_SCRATCH_PREFIX) + r"(\d+)-")
+_TAIL_LINES = 80  # job-server lines logged when a job fails
 
 
 def offline_direct_runner(options: Any) -> Any | None:
@@ -38,14 +65,142 @@ def offline_direct_runner(options: Any) -> Any | None:
 
 
 def new_pipeline(options: Any) -> Any:
-    """A Beam pipeline for ``options`` (PipelineOptions) on :func:`offline_direct_runner`'s runner."""
+    """A Beam pipeline for ``options`` (PipelineOptions): on :func:`offline_direct_runner`'s runner for the
+    DirectRunner, otherwise on the runner ``--runner`` names, created by Beam (``beam.Pipeline`` copies
+    ``options``: what a runner changes in them does not leak into the next pipeline built from them)."""
     import apache_beam as beam
 
     return beam.Pipeline(runner=offline_direct_runner(options), options=options)
 
 
 def run_and_wait(pipeline: Any) -> Any:
-    """Run ``pipeline``, wait until it finishes (raising if it failed) and return its result."""
-    result = pipeline.run()
-    result.wait_until_finish()
+    """Run ``pipeline``, wait until it finishes (raising if it failed) and return its result. The local
+    Flink or Spark job server Beam starts for it lives for this pipeline only (see the module docstring)."""
+    with _local_job_server(pipeline) as tail:
+        try:
+            result = pipeline.run()
+            result.wait_until_finish()
+            if tail is not None:
+                # a portable runner's result asks its job server for the metrics (once, then keeps them):
+                # ask now, before the job server is stopped
+                result.metrics()
+        except BaseException:
+            if tail:
+                logger.error("the job server's last lines:\n%s", "\n".join(tail))
+            raise
     return result
+
+
+# --------------------------------------------------------------------------------------------------
+# Flink / Spark job servers
+# --------------------------------------------------------------------------------------------------
+
+
+def _starts_local_job_server(runner: Any, options: Any) -> bool:
+    """FlinkRunner / SparkRunner without ``--job_endpoint`` and without the uber-jar submission (which
+    starts no job server): Beam would start ``java -jar <job server>`` for the job."""
+    from apache_beam.options.pipeline_options import FlinkRunnerOptions, PortableOptions, SparkRunnerOptions
+    from apache_beam.runners.portability.flink_runner import FlinkRunner
+    from apache_beam.runners.portability.spark_runner import SparkRunner
+
+    if options.view_as(PortableOptions).job_endpoint:
+        return False
+    if isinstance(runner, FlinkRunner):
+        return not options.view_as(FlinkRunnerOptions).flink_submit_uber_jar
+    if isinstance(runner, SparkRunner):
+        return not options.view_as(SparkRunnerOptions).spark_submit_uber_jar
+    return False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _scratch_dir() -> str:
+    """A new ``<tempdir>/rpv2-job-server-<pid>-XXXX``; those of processes that no longer exist (a killed
+    run) are removed first, so they do not pile up."""
+    base = tempfile.gettempdir()
+    with contextlib.suppress(OSError):
+        for name in os.listdir(base):
+            match = _SCRATCH_NAME.match(name)
+            if match and not _pid_alive(int(match.group(1))):
+                shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{_SCRATCH_PREFIX}{os.getpid()}-", dir=base)
+
+
+class _JobServerOutput(logging.Filter):
+    """On Beam's job-server logger (one INFO record per line the JVM prints): re-logs each line to
+    :data:`job_server_logger` at DEBUG, keeps the last lines, and drops the INFO record (thousands of
+    Flink lines per job would drown rpv2's own output)."""
+
+    def __init__(self, tail: collections.deque[str]) -> None:
+        super().__init__()
+        self.tail = tail
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        line = record.getMessage()
+        self.tail.append(line)
+        job_server_logger.debug("%s", line)
+        return False
+
+
+@contextlib.contextmanager
+def _local_job_server(pipeline: Any) -> Iterator[collections.deque[str] | None]:
+    """For a FlinkRunner / SparkRunner pipeline that starts a local job server: give the job server a
+    scratch directory, keep a handle on the job server Beam's runner creates for the run
+    (``runner.default_job_server``, wrapped on this pipeline's runner object only), yield the last lines
+    it printed, then stop it and remove the directory. Any other pipeline: nothing."""
+    from apache_beam.options.pipeline_options import JobServerOptions
+
+    runner, options = pipeline.runner, pipeline.options  # the pipeline's own copy of the options
+    if not _starts_local_job_server(runner, options):
+        yield None
+        return
+    scratch = _scratch_dir()
+    tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+    job_server_options = options.view_as(JobServerOptions)
+    jvm_properties = list(job_server_options.job_server_jvm_properties or [])
+    if not any(prop.startswith("-Djava.io.tmpdir=") for prop in jvm_properties):
+        # the embedded Flink mini-cluster's blob store, spill and upload dirs, Spark's scratch, ...
+        job_server_options.job_server_jvm_properties = [*jvm_properties, f"-Djava.io.tmpdir={scratch}"]
+    if not job_server_options.artifacts_dir:
+        job_server_options.artifacts_dir = os.path.join(scratch, "artifacts")
+    servers: list[Any] = []
+    filtered: list[tuple[logging.Logger, logging.Filter, int]] = []
+    default_job_server = runner.default_job_server
+
+    def job_server_for_this_run(job_options: Any) -> Any:
+        server = default_job_server(job_options)  # StopOnExitJobServer(FlinkJarJobServer(...)), not started
+        servers.append(server)
+        inner = getattr(server, "_job_server", server)
+        beam_logger = logging.getLogger(type(inner).__name__)  # the logger Beam gives the JVM's output
+        output = _JobServerOutput(tail)
+        filtered.append((beam_logger, output, beam_logger.level))
+        beam_logger.addFilter(output)
+        beam_logger.setLevel(logging.INFO)  # so that every line reaches the filter
+        logger.info("starting %s for this pipeline (scratch dir %s)", type(inner).__name__, scratch)
+        return server
+
+    runner.default_job_server = job_server_for_this_run
+    # Beam's submission side makes temporary directories it never removes (a mkdtemp() per environment
+    # for its staged dependencies): Python's temporary files go to the scratch dir too while the job runs
+    saved_tempdir, tempfile.tempdir = tempfile.tempdir, scratch
+    try:
+        yield tail
+    finally:
+        tempfile.tempdir = saved_tempdir
+        try:
+            for server in servers:
+                server.stop()
+        finally:
+            del runner.default_job_server
+            for beam_logger, output, level in filtered:
+                beam_logger.removeFilter(output)
+                beam_logger.setLevel(level)
+            shutil.rmtree(scratch, ignore_errors=True)

@@ -279,7 +279,7 @@ def test_beam_multiprocess_direct_runner_gives_the_same_flags(three_snapshots, t
     root, rows = three_snapshots
     out = tmp_path / "mp"
     args = ["dedup", "exact", str(root), "--output", str(out), "--partitions", "4", "--expected-count", "2000",
-            "--beam-option=--direct_running_mode=multi_processing", "--beam-option=--direct_num_workers=2"]
+            "--direct_running_mode=multi_processing", "--direct_num_workers=2"]  # Beam's own flags pass through
     assert rpv2(args) == 0
     reference = {d.doc_id: f for d, f in run_exact_dedup(rows, ExactDedupState.create(None, 4, 2000))[0]}
     assert read_flags(out) == reference

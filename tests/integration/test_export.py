@@ -16,6 +16,7 @@ Plus the embedded sample run: exporting it and reading the files back gives exac
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import subprocess
 import sys
@@ -33,7 +34,8 @@ from pipeline.dataset.schema import (
     minhash_columns,
     signal_columns,
 )
-from pipeline.export.rpv2 import CCNET_FIELDS, export_rpv2
+from pipeline.export.rpv2 import CCNET_FIELDS
+from pipeline.transforms.export import run_export
 from signals.registry import CLASSIFIER_SIGNALS, DOC_LEVEL, INT_SIGNALS, LINE_LEVEL
 
 GT = shared_path("groundtruth", "rpv2")
@@ -88,7 +90,7 @@ def native_round_trip(tmp_path_factory) -> Path:
             rows.append(row)
         _write(root, rel, rows)
     out = tmp_path_factory.mktemp("native_export")
-    stats = export_rpv2(root, str(out))
+    stats, _ = run_export(root, str(out))
     assert stats.errors == [] and stats.files == len(SOURCE_FILES)
     return out
 
@@ -111,7 +113,7 @@ def computed_round_trip(tmp_path_factory) -> Path:
             rows.append(row)
         _write(root, rel, rows)
     out = tmp_path_factory.mktemp("computed_export")
-    stats = export_rpv2(root, str(out))
+    stats, _ = run_export(root, str(out))
     assert stats.errors == [] and stats.files == len(SOURCE_FILES)
     return out
 
@@ -273,7 +275,7 @@ def test_sample_export_writes_rpv2_duplicates_from_exact_dedup(sample_run, sampl
 
 def test_export_is_deterministic(sample_run, sample_export, tmp_path):
     again = tmp_path / "again"
-    export_rpv2(sample_run, str(again))
+    run_export(sample_run, str(again))
     for path in sorted(sample_export.rglob("*.gz")):
         assert path.read_bytes() == (again / path.relative_to(sample_export)).read_bytes()
 
@@ -285,7 +287,7 @@ def test_export_reports_a_corrupt_file_and_goes_on(sample_run, tmp_path):
     shutil.copytree(sample_run / "documents", copy / "documents")
     victim = sorted((copy / "documents").rglob("*.parquet"))[0]
     victim.write_bytes(b"not a parquet file")
-    stats = export_rpv2(copy, str(tmp_path / "exp"))
+    stats, _ = run_export(copy, str(tmp_path / "exp"))
     assert stats.counts["unreadable_files"] == 1
     assert stats.files == len(_sample_files(sample_run)) - 1
     assert "skipped" in stats.errors[0]
@@ -296,3 +298,49 @@ def test_export_cli_rejects_a_directory_without_documents(tmp_path, capsys):
 
     assert main(["export", "--format", "rpv2", str(tmp_path), "--output", str(tmp_path / "x")]) == 2
     assert "no documents/ dataset" in capsys.readouterr().out
+
+
+# ---- the Beam pipeline: any worker count, counters, outputs never overwrite inputs -------------------
+
+
+def _sha256s(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_two_worker_processes_write_the_same_bytes_and_the_counters_equal_the_stats(sample_run, tmp_path):
+    from pipeline.cli import main
+
+    stats, counters = run_export(sample_run, str(tmp_path / "one"), ["--direct_num_workers=1"])
+    two = ["export", "--format", "rpv2", str(sample_run), "--output", str(tmp_path / "two"),
+           "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+    assert main(two) == 0
+    written = _sha256s(tmp_path / "one")
+    sources = _sample_files(sample_run)
+    assert "_export_report.json" in written and len(written) > 3 * len(sources)
+    assert _sha256s(tmp_path / "two") == written
+    assert counters == stats.counters()
+    assert counters["files"] == len(sources)
+    assert counters["documents"] == sum(pq.read_metadata(p).num_rows for p in sources)
+
+
+@pytest.mark.parametrize("where", ["same", "inside", "file-url-inside-documents", "through-symlink"])
+def test_export_refuses_an_output_inside_its_input_before_any_work(sample_run, tmp_path, capsys, where):
+    import shutil
+
+    from pipeline.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(sample_run / "documents", run / "documents")
+    (tmp_path / "link").symlink_to(run)
+    given, output = {
+        "same": (run, f"{run}/"),
+        "inside": (run, str(run / "release")),
+        "file-url-inside-documents": (run / "documents", f"file://{run}/documents/release"),
+        "through-symlink": (tmp_path / "link", str(run / "release")),
+    }[where]
+    before = _sha256s(run)
+    assert main(["export", "--format", "rpv2", str(given), "--output", output]) == 2
+    printed = capsys.readouterr().out
+    assert printed.count("\n") == 1 and "outputs never overwrite inputs" in printed
+    assert _sha256s(run) == before

@@ -6,6 +6,7 @@ README filter examples (gopher_rules_pass, c4_rules_pass), which configs/recipes
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -14,10 +15,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from conftest import REPO_ROOT, shared_path
 
 from pipeline.dataset.files import read_documents_file
-from pipeline.filter.apply import filter_dataset
 from pipeline.filter.grammar import (
     Aggregate,
     BoolOp,
@@ -31,6 +32,7 @@ from pipeline.filter.grammar import (
     parse_expression,
 )
 from pipeline.filter.recipe import load_recipe, parse_recipe
+from pipeline.transforms.filter import run_filter
 
 RECIPES = REPO_ROOT / "configs" / "recipes"
 SHIPPED = sorted(RECIPES.glob("*.yaml"))
@@ -222,7 +224,7 @@ SMALL_RECIPE = {
 
 def test_filter_keeps_rows_counts_first_and_alone_and_nulls(tmp_path):
     _small_dataset(tmp_path / "in")
-    report = filter_dataset(tmp_path / "in", tmp_path / "out", parse_recipe(SMALL_RECIPE, "small.yaml"))
+    report, _ = run_filter(tmp_path / "in", tmp_path / "out", parse_recipe(SMALL_RECIPE, "small.yaml"))
     kept = pq.read_table(tmp_path / "out/documents/snapshot=2023-06/language=en/bucket=head/0000.parquet")
     # /0 passes all; /1 too few words; /2 punct 1/3 and dup; /3 null everywhere -> kept; tail dropped
     assert kept.column("id").to_pylist() == ["2023-06/0000/en_head.json.gz/0", "2023-06/0000/en_head.json.gz/3"]
@@ -245,21 +247,21 @@ def test_dedup_flag_without_dedup_output_is_a_clear_error(tmp_path):
     _small_dataset(tmp_path / "in")
     recipe = parse_recipe({"name": "f", "rules": [{"name": "fz", "expr": "not is_fuzzy_duplicate_sim0.8"}]}, "f.yaml")
     with pytest.raises(RecipeError, match=r"rpv2 dedup fuzzy --threshold 0.8"):
-        filter_dataset(tmp_path / "in", tmp_path / "out", recipe)
+        run_filter(tmp_path / "in", tmp_path / "out", recipe)
 
 
 def test_unknown_signal_fails_before_writing_and_names_the_rule(tmp_path):
     _small_dataset(tmp_path / "in")
     recipe = parse_recipe({"name": "u", "rules": [{"name": "typo", "expr": "rps_doc_wordcount > 3"}]}, "u.yaml")
     with pytest.raises(RecipeError, match="rule 'typo': unknown column 'rps_doc_wordcount'"):
-        filter_dataset(tmp_path / "in", tmp_path / "out", recipe)
+        run_filter(tmp_path / "in", tmp_path / "out", recipe)
     assert not (tmp_path / "out").exists()
 
 
 def test_corrupt_file_is_counted_not_fatal(tmp_path):
     _small_dataset(tmp_path / "in")
     (tmp_path / "in/documents/snapshot=2023-06/language=en/bucket=tail/0000.parquet").write_bytes(b"junk")
-    report = filter_dataset(tmp_path / "in", tmp_path / "out", parse_recipe(SMALL_RECIPE, "small.yaml"))
+    report, _ = run_filter(tmp_path / "in", tmp_path / "out", parse_recipe(SMALL_RECIPE, "small.yaml"))
     assert report.counts["unreadable_files"] == 1 and report.read == 4 and report.identity_holds
     assert "bucket=tail/0000.parquet: skipped" in report.errors[0]
 
@@ -308,7 +310,7 @@ def test_shipped_recipe_runs_on_the_sample(sample_run, tmp_path, recipe, capsys)
 
 def test_kept_documents_satisfy_the_gopher_rules(sample_run, tmp_path):
     recipe = load_recipe(RECIPES / "gopher.yaml")
-    filter_dataset(sample_run, tmp_path, recipe)
+    run_filter(sample_run, tmp_path, recipe)
     rows = _read_all(tmp_path / "documents")
     assert rows
     for row in rows:
@@ -317,7 +319,7 @@ def test_kept_documents_satisfy_the_gopher_rules(sample_run, tmp_path):
 
 
 def test_head_middle_dedup_drops_tail_and_the_exact_duplicate(sample_run, tmp_path):
-    report = filter_dataset(sample_run, tmp_path, load_recipe(RECIPES / "rpv2_head_middle_dedup.yaml"))
+    report, _ = run_filter(sample_run, tmp_path, load_recipe(RECIPES / "rpv2_head_middle_dedup.yaml"))
     rows = _read_all(tmp_path / "documents", ["id", "bucket"])
     assert {r["bucket"] for r in rows} <= {"head", "middle"}
     flags = _read_all(sample_run / "is_duplicate_exact")
@@ -333,3 +335,104 @@ def test_cli_bad_recipe_exits_2_naming_the_rule(sample_run, tmp_path, capsys):
     bad.write_text("name: bad\nrules:\n  - name: oops\n    expr: 'rps_doc_word_count >< 3'\n", encoding="utf-8")
     assert main(["filter", "--recipe", str(bad), str(sample_run), "--output", str(tmp_path / "o")]) == 2
     assert "rule 'oops'" in capsys.readouterr().out
+
+
+def test_near_duplicates_are_dropped_by_their_cluster_flags(sample_run, tmp_path):
+    rule = {"name": "not_near_dup", "expr": "not is_fuzzy_duplicate_sim0.8"}
+    recipe = parse_recipe({"name": "fz", "rules": [rule]}, "fz.yaml")
+    report, _ = run_filter(sample_run, tmp_path, recipe)
+    flags = _read_all(sample_run / "clusters_sim0.8" / "documents", ["id", "is_representative"])
+    near = {f["id"] for f in flags if f["is_representative"] is False}
+    every = [r["id"] for r in _read_all(sample_run / "documents", ["id"])]
+    kept = [r["id"] for r in _read_all(tmp_path / "documents", ["id"])]
+    assert near and kept == [i for i in every if i not in near]  # joined file by file, rows in order
+    assert report.rule_counts["not_near_dup"].dropped_first == len(near)
+
+
+# ---- the Beam pipeline: any worker count, counters, outputs never overwrite inputs -------------------
+
+TWO_PROCESSES = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+FLAGS_RECIPE = {
+    "name": "flags",
+    "rules": [
+        {"name": "not_near_dup", "expr": "not is_fuzzy_duplicate_sim0.8"},
+        {"name": "not_exact_dup", "expr": "not is_duplicate_exact"},
+        {"name": "words", "expr": "rps_doc_word_count >= 60"},
+    ],
+}
+
+
+def _sha256s(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_two_worker_processes_write_the_same_bytes_and_the_counters_equal_the_report(sample_run, tmp_path):
+    recipe = parse_recipe(FLAGS_RECIPE, "flags.yaml")
+    one, one_counters = run_filter(sample_run, tmp_path / "one", recipe, ["--direct_num_workers=1"])
+    two, two_counters = run_filter(sample_run, tmp_path / "two", recipe, TWO_PROCESSES)
+    written = _sha256s(tmp_path / "one")
+    assert "_filter_report.json" in written and len(written) > 2
+    assert _sha256s(tmp_path / "two") == written
+    read = len(_read_all(sample_run / "documents", ["id"]))
+    kept = len(_read_all(tmp_path / "one" / "documents", ["id"]))
+    assert 0 < kept < read
+    for report, counters in ((one, one_counters), (two, two_counters)):
+        assert counters == report.counters()
+        assert (counters["documents_read"], counters["documents_kept"]) == (read, kept)
+        assert read == kept + sum(counters[f"dropped_{rule['name']}"] for rule in FLAGS_RECIPE["rules"])
+
+
+def _recipe_file(tmp_path: Path) -> Path:
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(SMALL_RECIPE), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("spelling", ["same", "same-with-slash", "inside", "file-url", "through-symlink",
+                                      "documents-dir-given"])
+def test_filter_refuses_an_output_inside_its_input_before_any_work(tmp_path, capsys, spelling):
+    run = tmp_path / "in"
+    _small_dataset(run)
+    (tmp_path / "link").symlink_to(run)
+    given, output = {
+        "same": (run, str(run)),
+        "same-with-slash": (run, f"{run}/"),
+        "inside": (run, str(run / "filtered")),
+        "file-url": (run, f"file://{run}/filtered"),
+        "through-symlink": (tmp_path / "link", str(run / "filtered")),
+        "documents-dir-given": (run / "documents", str(run / "filtered")),
+    }[spelling]
+    recipe = _recipe_file(tmp_path)
+    before = _sha256s(run)
+    from pipeline.cli import main
+
+    assert main(["filter", "--recipe", str(recipe), str(given), "--output", output]) == 2
+    printed = capsys.readouterr().out
+    assert printed.count("\n") == 1 and "outputs never overwrite inputs" in printed
+    assert _sha256s(run) == before and not (run / "filtered").exists()
+
+
+def test_filter_writes_beside_or_above_its_input(tmp_path):
+    _small_dataset(tmp_path / "runs" / "in")
+    runs = tmp_path / "runs"
+    report, _ = run_filter(runs / "in", runs, parse_recipe(SMALL_RECIPE, "small.yaml"))
+    assert report.kept == len(_read_all(runs / "documents")) == 2
+
+
+@pytest.mark.parametrize("argv", [
+    ["dedup", "exact", "{run}/documents", "--state", "{tmp}/state"],  # default output: the documents dir
+    ["dedup", "exact", "{run}", "--output", "{run}/documents/snapshot=2023-06", "--state", "{tmp}/state"],
+    ["dedup", "fuzzy", "{run}/documents/"],
+    ["dedup", "fuzzy", "{run}", "--output", "file://{run}/documents"],
+], ids=["exact-default-output", "exact-inside", "fuzzy-default-output", "fuzzy-file-url"])
+def test_dedup_refuses_to_write_into_the_documents_it_reads(tmp_path, capsys, argv):
+    from pipeline.cli import main
+
+    run = tmp_path / "run"
+    _small_dataset(run)
+    before = _sha256s(tmp_path)
+    assert main([arg.format(run=run, tmp=tmp_path) for arg in argv]) == 2
+    captured = capsys.readouterr()
+    assert "outputs never overwrite inputs" in captured.out + captured.err
+    assert _sha256s(tmp_path) == before and not (tmp_path / "state").exists()

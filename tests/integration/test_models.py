@@ -277,8 +277,14 @@ def built_lm(tmp_path_factory) -> tuple[Path, list[str]]:
 
 def test_build_lm_writes_cc_net_layout(built_lm):
     out, _ = built_lm
-    assert sorted(p.name for p in out.iterdir()) == ["en.arpa.bin", "en.sp.model"]
+    assert sorted(p.name for p in out.iterdir()) == ["SHA256SUMS", "en.arpa.bin", "en.sp.model"]
     assert LanguageModels(out).languages == ["en"]
+    # the manifest workers check fetched copies against (sha256sum's format), computed here independently
+    import hashlib
+
+    listed = dict(line.split("  ")[::-1] for line in (out / "SHA256SUMS").read_text().splitlines())
+    assert listed == {name: hashlib.sha256((out / name).read_bytes()).hexdigest()
+                      for name in ("en.arpa.bin", "en.sp.model")}
 
 
 def test_built_lm_prefers_held_out_text_to_shuffled_words_and_other_languages(built_lm):

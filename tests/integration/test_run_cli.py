@@ -213,7 +213,8 @@ def test_one_pipeline_runs_the_ccnet_stage_then_dedups_the_files_it_wrote(tmp_pa
         run_pipeline(again, sample=True)
     capsys.readouterr()
     args = ["run", "--snapshot", values["snapshot"], "--base-url", values["base_url"], "--num-shards",
-            str(values["num_shards"]), "--output", str(tmp_path / "again"), "--exact-dedup-state", str(state)]
+            str(values["num_shards"]), "--models-dir", values["models_dir"],  # else: a warning line, no LMs
+            "--output", str(tmp_path / "again"), "--exact-dedup-state", str(state)]
     assert rpv2(args) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("rpv2 run: exact dedup: state") and "already holds snapshot(s) 2024-10" in line

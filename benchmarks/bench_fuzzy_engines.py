@@ -1,0 +1,185 @@
+"""Fuzzy dedup at scale: `rpv2 dedup fuzzy` on the DirectRunner, on Apache Flink and with the local engine,
+on the same MinHash signatures of distinct pages composed from real text.
+
+The corpus: N pages, each 5-12 sentences drawn from one language's real sentences (../shared/realdata:
+lingua_sentences in 75 languages, wikitext-2, Botchan), so no page repeats; 3% of them are near copies of
+another page (one sentence replaced), the clusters fuzzy dedup must find. Their RPv2 MinHash bands
+(dedup/minhash.py) are written as a run's documents dataset (id, id_int, shard_id, signature_sim0.8) in 40
+files. Each engine then runs as a user runs it (`python -m pipeline.cli dedup fuzzy ...`: start-up, reading
+and writing included); the table gives wall time, signatures/s per core (per worker process the engine
+uses), and peak memory summed over the command's process tree (Flink's JVM and SDK workers included),
+sampled every 0.1 s. All engines must give the same cluster files, byte for byte.
+
+    python benchmarks/bench_fuzzy_engines.py                   # 200,000 signatures (Flink needs make install)
+    python benchmarks/bench_fuzzy_engines.py --docs 20000 --engines local,direct
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+SHARED = Path(os.environ.get("RPV2_SHARED", REPO.parent / "shared"))
+THRESHOLD = 0.8
+FILES = 40
+
+
+def sentence_pools() -> list[list[str]]:
+    """Real sentences grouped by source: one pool per lingua_sentences language, wikitext-2, Botchan."""
+    pools = []
+    for path in sorted((SHARED / "realdata/groundtruth/langid/lingua_sentences").glob("*.txt")):
+        pools.append([s.strip() for s in path.read_text(encoding="utf-8").splitlines() if len(s.split()) >= 4])
+    for name in ("wikitext-2_valid.txt", "wikitext-2_test.txt", "botchan_en.txt"):
+        text = (SHARED / "realdata/corpora" / name).read_text(encoding="utf-8")
+        pools.append([s.strip() for s in text.splitlines() if len(s.split()) >= 6 and not s.startswith(" =")])
+    return [p for p in pools if len(p) >= 50]
+
+
+def compose_pages(n: int, seed: int) -> tuple[list[str], int]:
+    """n distinct pages and the number of planted near copies among them."""
+    rng = random.Random(seed)
+    pools = sentence_pools()
+    pages: list[str] = []
+    copies = 0
+    while len(pages) < n:
+        if pages and rng.random() < 0.03:
+            lines = rng.choice(pages[-5000:]).split("\n")
+            lines[rng.randrange(len(lines))] = rng.choice(rng.choice(pools))
+            pages.append("\n".join(lines))
+            copies += 1
+            continue
+        pool = rng.choice(pools)
+        pages.append("\n".join(rng.sample(pool, rng.randint(5, 12))))
+    return pages, copies
+
+
+def write_dataset(pages: list[str], root: Path) -> int:
+    """The pages' MinHash bands as a run's documents dataset; returns how many have a signature."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dedup.minhash import RPv2MinHash, signature_column
+    from pipeline.dataset.ids import document_id, document_id_int, shard_file_id
+    from pipeline.dataset.layout import shard_file_path
+    from signals.document import Document
+
+    minhash = RPv2MinHash(thresholds=(THRESHOLD,))
+    column = signature_column(THRESHOLD)
+    per_file = -(-len(pages) // FILES)
+    signed = 0
+    for shard in range(FILES):
+        rows = []
+        for row, text in enumerate(pages[shard * per_file:(shard + 1) * per_file]):
+            bands = minhash.banded_signatures(Document(text).normalized_words)[column]
+            signed += bands is not None
+            doc_id = document_id("2023-06", shard, "xx", "all", row)
+            rows.append({"id": doc_id, "id_int": document_id_int(doc_id),
+                         "shard_id": shard_file_id("2023-06", shard, "xx", "all"), column: bands})
+        path = Path(shard_file_path(str(root), "2023-06", "xx", "all", shard))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        schema = pa.schema([("id", pa.string()), ("id_int", pa.uint64()), ("shard_id", pa.string()),
+                            (column, pa.list_(pa.binary()))])
+        pq.write_table(pa.Table.from_pylist(rows, schema), path, compression="zstd")
+    return signed
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+        rss[int(entry)] = next((int(line.split()[1]) * 1024 for line in status.splitlines()
+                                if line.startswith("VmRSS:")), 0)
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        total += rss.get(current, 0)
+        todo += children.get(current, [])
+    return total
+
+
+def run_engine(args: list[str], env: dict[str, str]) -> tuple[float, int, str]:
+    """(wall seconds, peak tree RSS bytes, output) of one command as a user runs it."""
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss(proc.pid))
+        time.sleep(0.1)
+    out = proc.stdout.read()
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{out[-3000:]}")
+    return time.monotonic() - started, peak, out
+
+
+def cluster_digest(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(root.glob(f"clusters_sim{THRESHOLD}/**/*.parquet")):
+        digest.update(path.relative_to(root).as_posix().encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def flink_flags() -> list[str]:
+    from pipeline.config import beam_options_to_args, read_yaml, runner_profile_path
+
+    return beam_options_to_args(read_yaml(runner_profile_path("flink-local")).get("beam", {}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--docs", type=int, default=200_000)
+    parser.add_argument("--engines", default="local,direct,direct2,flink")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep", action="store_true", help="keep the data and outputs (default: removed)")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="rpv2-bench-fuzzy-"))
+    t0 = time.monotonic()
+    pages, copies = compose_pages(args.docs, args.seed)
+    signed = write_dataset(pages, work / "data")
+    print(f"{len(pages):,} distinct pages of real text ({copies:,} planted near copies), {signed:,} signatures "
+          f"in {FILES} files, built in {time.monotonic() - t0:.0f} s; data in {work}")
+    engines = {
+        "local": (["--engine", "local"], 1),
+        "direct": (["--engine", "beam", "--runner=DirectRunner"], 1),
+        "direct2": (["--engine", "beam", "--runner=DirectRunner", "--direct_running_mode=multi_processing",
+                     "--direct_num_workers=2"], 2),
+        "flink": (["--engine", "beam", *flink_flags()], 2),
+    }
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    print(f"{'engine':<10}{'wall s':>9}{'sigs/s/core':>13}{'peak MiB':>10}  clusters (digest)")
+    digests = set()
+    for name in args.engines.split(","):
+        flags, cores = engines[name]
+        out = work / f"out_{name}"
+        wall, peak, _ = run_engine(["dedup", "fuzzy", str(work / "data"), "--threshold", str(THRESHOLD),
+                                    "--output", str(out), *flags], env)
+        digests.add(cluster_digest(out))
+        print(f"{name:<10}{wall:>9.1f}{signed / wall / cores:>13,.0f}{peak / 2**20:>10,.0f}  {cluster_digest(out)}")
+    print("identical clusters on every engine" if len(digests) == 1 else f"CLUSTERS DIFFER: {digests}")
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
