@@ -33,7 +33,7 @@ from pipeline.sources.warc_records import (
     DEFAULT_MAX_DOC_BYTES,
     WarcRecord,
     block_digest,
-    iter_warc_records,
+    iter_file_records,
     wet_block,
 )
 from pipeline.sources.wet import cc_segment_of, make_document, title_and_body
@@ -184,29 +184,13 @@ def iter_warc_documents(
     kept or dropped in ``report``; a file that cannot be read is recorded and the generator ends.
     ``min_len`` is required, as there.
     """
-    from pipeline.io.remote import RemoteNotFound, RemoteReadError, open_stream
-
     report = report if report is not None else ReadReport()
     segment = cc_segment if cc_segment is not None else cc_segment_of(url)
-
-    def on_retry() -> None:
-        report.retries += 1
-
-    stream = open_stream(url, retry=retry, on_retry=on_retry)
-    try:
-        for rec in iter_warc_records(
-            stream, file=url, report=report, doc_types=frozenset({"response"}), max_block_bytes=max_doc_bytes
-        ):
-            doc = warc_record_to_document(
-                rec, file=url, cc_segment=segment, report=report, min_len=min_len, main_content=main_content
-            )
-            if doc is not None:
-                yield doc
-        report.files_read += 1
-    except RemoteNotFound as exc:
-        report.count_file_failure("file_not_found", url, exc.offset, exc.detail)
-    except RemoteReadError as exc:
-        report.count_file_failure("file_failed", url, exc.offset, exc.detail)
-    finally:
-        report.bytes_read += stream.tell()
-        stream.close()
+    for rec in iter_file_records(
+        url, report=report, retry=retry, doc_types=frozenset({"response"}), max_block_bytes=max_doc_bytes
+    ):
+        doc = warc_record_to_document(
+            rec, file=url, cc_segment=segment, report=report, min_len=min_len, main_content=main_content
+        )
+        if doc is not None:
+            yield doc

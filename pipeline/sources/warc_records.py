@@ -21,9 +21,12 @@ import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from pipeline.sources.read_report import ReadReport
+
+if TYPE_CHECKING:
+    from pipeline.io.remote import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -531,3 +534,31 @@ def _repair_length(src: _ByteSource, block: bytes, limit: int) -> bytes:
     else:
         block += _read_until_next_record(src, limit)
     return block.rstrip(b"\r\n") + b"\n"
+
+
+def iter_file_records(
+    url: str, *, report: ReadReport, retry: RetryPolicy | None, doc_types: frozenset[str], max_block_bytes: int
+) -> Iterator[WarcRecord]:
+    """The records of ``doc_types`` in one WET or WARC file (https, s3, local path or file://), read
+    through pipeline.io.remote (retries, resumed bodies). A file that cannot be read (404, retries
+    exhausted) is counted in ``report.file_failures`` and the generator simply ends, so the caller's
+    shard goes on with its next file; bytes read and files read are counted either way. Shared by the
+    WET and the WARC readers, which turn the records into documents."""
+    from pipeline.io.remote import RemoteNotFound, RemoteReadError, open_stream
+
+    def on_retry() -> None:
+        report.retries += 1
+
+    stream = open_stream(url, retry=retry, on_retry=on_retry)
+    try:
+        yield from iter_warc_records(
+            stream, file=url, report=report, doc_types=doc_types, max_block_bytes=max_block_bytes
+        )
+        report.files_read += 1
+    except RemoteNotFound as exc:
+        report.count_file_failure("file_not_found", url, exc.offset, exc.detail)
+    except RemoteReadError as exc:
+        report.count_file_failure("file_failed", url, exc.offset, exc.detail)
+    finally:
+        report.bytes_read += stream.tell()
+        stream.close()

@@ -42,7 +42,7 @@ from pipeline.sources.warc_records import (
     DEFAULT_MAX_DOC_BYTES,
     WarcRecord,
     block_digest,
-    iter_warc_records,
+    iter_file_records,
 )
 
 logger = logging.getLogger(__name__)
@@ -193,41 +193,21 @@ def iter_wet_documents(
     caller's shard goes on with its next file. ``min_len`` has no default here: the run config's
     (configs/default.yaml) is the only one, and callers pass it.
     """
-    from pipeline.io.remote import RemoteNotFound, RemoteReadError, open_stream
-
     if on_invalid_utf8 not in ("repair", "drop"):
         raise ValueError(f"on_invalid_utf8 must be 'repair' or 'drop', got {on_invalid_utf8!r}")
     report = report if report is not None else ReadReport()
     segment = cc_segment if cc_segment is not None else cc_segment_of(url)
-
-    def on_retry() -> None:
-        report.retries += 1
-
-    stream = open_stream(url, retry=retry, on_retry=on_retry)
-    try:
-        for rec in iter_warc_records(
-            stream,
+    for rec in iter_file_records(
+        url, report=report, retry=retry, doc_types=frozenset({"conversion"}), max_block_bytes=max_doc_bytes
+    ):
+        doc = wet_record_to_document(
+            rec,
             file=url,
+            cc_segment=segment,
             report=report,
-            doc_types=frozenset({"conversion"}),
-            max_block_bytes=max_doc_bytes,
-        ):
-            doc = wet_record_to_document(
-                rec,
-                file=url,
-                cc_segment=segment,
-                report=report,
-                min_len=min_len,
-                on_invalid_utf8=on_invalid_utf8,
-                include_language_hint=include_language_hint,
-            )
-            if doc is not None:
-                yield doc
-        report.files_read += 1
-    except RemoteNotFound as exc:
-        report.count_file_failure("file_not_found", url, exc.offset, exc.detail)
-    except RemoteReadError as exc:
-        report.count_file_failure("file_failed", url, exc.offset, exc.detail)
-    finally:
-        report.bytes_read += stream.tell()
-        stream.close()
+            min_len=min_len,
+            on_invalid_utf8=on_invalid_utf8,
+            include_language_hint=include_language_hint,
+        )
+        if doc is not None:
+            yield doc
