@@ -211,8 +211,11 @@ def _yaml_alias_problem(data: Any) -> str | None:
     stack: list[tuple[Any, bool]] = [(data, False)]
     while stack:
         node, done = stack.pop()
-        children = list(node.values()) if isinstance(node, Mapping) else node if isinstance(node, list) else None
-        if children is None:
+        if isinstance(node, Mapping):
+            children = list(node.values())
+        elif isinstance(node, list):
+            children = node
+        else:
             continue
         if done:
             open_.discard(id(node))

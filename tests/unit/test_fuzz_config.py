@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from pipeline.config import ConfigError, RunConfig, load_config
 
-# Examples per target (three targets). RPV2_FUZZ_EXAMPLES=20000 explores further, locally; CI runs the default.
+# Examples per target (three targets); RPV2_FUZZ_EXAMPLES=20000 explores further locally (CI: the default).
 MAX_EXAMPLES = int(os.environ.get("RPV2_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(
     max_examples=MAX_EXAMPLES,
@@ -34,9 +34,12 @@ FUZZ = settings(
 )
 
 DEFAULT_TEXT = (REPO_ROOT / "configs" / "default.yaml").read_text(encoding="utf-8")
-PROFILE_TEXTS = {p.name: p.read_text(encoding="utf-8") for p in sorted((REPO_ROOT / "configs" / "runners").glob("*.yaml"))}
+PROFILE_TEXTS = {
+    p.name: p.read_text(encoding="utf-8") for p in sorted((REPO_ROOT / "configs" / "runners").glob("*.yaml"))
+}
 KEYS = [f.name for f in dataclasses.fields(RunConfig)]
 RETRY_KEYS = ["max_attempts", "base_delay", "max_delay", "jitter", "timeout"]
+
 
 def alias_bomb(levels: int, width: int = 10) -> str:
     """A flow sequence of ``levels`` anchors, each ``width`` aliases of the previous one: a few hundred bytes
@@ -49,23 +52,108 @@ def alias_bomb(levels: int, width: int = 10) -> str:
 # YAML scalars as written, including the ones Python turns into surprises: huge integers (beyond float, beyond
 # int()'s 4300 digits), .inf/.nan, dates, YAML 1.1 booleans (no, on), nulls, tags, anchors.
 YAML_SNIPPETS = [
-    "null", "~", "", "true", "false", "no", "on", "0", "-1", "1", "3", "1.5", "-0.0", "1e3", ".inf", "-.inf", ".nan",
-    "1" + "0" * 400, "-1" + "0" * 400, "9" * 5000, "0x1F", "0o17", "1_000", "2023-06", "2023-06-01", "CC-MAIN-2023-06",
-    "'2023-06'", "all", "en,de", "[en, de]", "[]", "{}", "[[]]", "[null]", "[read, lid]", "'read,lid'", "wet", "warc",
-    "0.7", "0.8", "0.75", "2", "{runner: DirectRunner}", "{max_attempts: 2}", "!!binary aGVsbG8=", "!!set {a, b}",
-    "!!python/object:os.system x", "&a [*a]", "&b {x: *b}", "'a\\x00b'", '"\\x00"', '"line\\nbreak"', "|\n  block\n",
-    "$HOME", "${RPV2_NOT_SET_ANYWHERE}", "~/x", "'" + "a" * 300 + ".yaml'", "[" * 40 + "]" * 40, "[" * 5000,
-    "&c [*c]", "&d {k: [*d]}", alias_bomb(6),
+    "null",
+    "~",
+    "",
+    "true",
+    "false",
+    "no",
+    "on",
+    "0",
+    "-1",
+    "1",
+    "3",
+    "1.5",
+    "-0.0",
+    "1e3",
+    ".inf",
+    "-.inf",
+    ".nan",
+    "1" + "0" * 400,
+    "-1" + "0" * 400,
+    "9" * 5000,
+    "0x1F",
+    "0o17",
+    "1_000",
+    "2023-06",
+    "2023-06-01",
+    "CC-MAIN-2023-06",
+    "'2023-06'",
+    "all",
+    "en,de",
+    "[en, de]",
+    "[]",
+    "{}",
+    "[[]]",
+    "[null]",
+    "[read, lid]",
+    "'read,lid'",
+    "wet",
+    "warc",
+    "0.7",
+    "0.8",
+    "0.75",
+    "2",
+    "{runner: DirectRunner}",
+    "{max_attempts: 2}",
+    "!!binary aGVsbG8=",
+    "!!set {a, b}",
+    "!!python/object:os.system x",
+    "&a [*a]",
+    "&b {x: *b}",
+    "'a\\x00b'",
+    '"\\x00"',
+    '"line\\nbreak"',
+    "|\n  block\n",
+    "$HOME",
+    "${RPV2_NOT_SET_ANYWHERE}",
+    "~/x",
+    "'" + "a" * 300 + ".yaml'",
+    "[" * 40 + "]" * 40,
+    "[" * 1000,  # beyond PyYAML's recursive composer, even with the recursion limit hypothesis raises
+    "&c [*c]",
+    "&d {k: [*d]}",
+    alias_bomb(6),
 ]
 YAML_PIECES = [
-    ": ", "- ", "[", "]", "{", "}", ",", "&a ", "*a", "<<: *a", "!!binary ", "!!python/object:os.system ", "|", ">",
-    "#", "'", '"', "\t", "---\n", "...\n", "? ", "%YAML 1.1\n", "\n  ", "\n", "\ufeff", "\x00", "\x85", "$HOME",
-    "${RPV2_NOT_SET_ANYWHERE}", "~/", *YAML_SNIPPETS,
+    ": ",
+    "- ",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    "&a ",
+    "*a",
+    "<<: *a",
+    "!!binary ",
+    "!!python/object:os.system ",
+    "|",
+    ">",
+    "#",
+    "'",
+    '"',
+    "\t",
+    "---\n",
+    "...\n",
+    "? ",
+    "%YAML 1.1\n",
+    "\n  ",
+    "\n",
+    "\ufeff",
+    "\x00",
+    "\x85",
+    "$HOME",
+    "${RPV2_NOT_SET_ANYWHERE}",
+    "~/",
+    *YAML_SNIPPETS,
 ]
 
 python_values = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=12)),
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 
@@ -81,15 +169,23 @@ def yaml_value_texts(draw, key: str) -> str:
     if choice == "snippet":
         return draw(st.sampled_from(YAML_SNIPPETS))
     if choice == "nested" or key in ("retry", "beam"):
-        keys = RETRY_KEYS if key == "retry" else ["runner", "project", "experiments", "save_main_session", "x"]
-        items = draw(st.lists(st.tuples(st.sampled_from([*keys, "unknown"]), st.sampled_from(YAML_SNIPPETS)), max_size=4))
+        keys = (
+            RETRY_KEYS if key == "retry" else ["runner", "project", "experiments", "save_main_session", "x"]
+        )
+        items = draw(
+            st.lists(
+                st.tuples(st.sampled_from([*keys, "unknown"]), st.sampled_from(YAML_SNIPPETS)), max_size=4
+            )
+        )
         return "{" + ", ".join(f"{k}: {v}" for k, v in items if "\n" not in v) + "}"
     return _dump(draw(python_values))
 
 
 @st.composite
 def random_config_texts(draw) -> str:
-    keys = draw(st.lists(st.sampled_from([*KEYS, *KEYS, "num_shard", "1", "null", "[a]"]), max_size=6, unique=True))
+    keys = draw(
+        st.lists(st.sampled_from([*KEYS, *KEYS, "num_shard", "1", "null", "[a]"]), max_size=6, unique=True)
+    )
     return "".join(f"{key}: {draw(yaml_value_texts(key))}\n" for key in keys)
 
 
@@ -203,7 +299,10 @@ def test_unmutated_shipped_files_load(tmp_path):
     for name, text in PROFILE_TEXTS.items():
         profile = tmp_path / name
         profile.write_text(text, encoding="utf-8")
-        assert load_config(runner_profile=str(profile)).beam == load_config(runner_profile=name.removesuffix(".yaml")).beam
+        assert (
+            load_config(runner_profile=str(profile)).beam
+            == load_config(runner_profile=name.removesuffix(".yaml")).beam
+        )
 
 
 # ---- regression tests: crashers the fuzzers found ------------------------------------------------------
@@ -246,8 +345,8 @@ def test_regression_yaml_nested_10000_deep_is_a_config_error(tmp_path):
 
 @pytest.mark.parametrize("name", ["a" * 300 + ".yaml", "a" * 300], ids=["path", "name"])
 def test_regression_runner_profile_name_too_long_for_the_filesystem(name):
-    """Found by the fuzzers: a profile name longer than a file name may be escaped as OSError (ENAMETOOLONG)
-    from Path.exists()."""
+    """Found by the fuzzers: a profile name longer than the filesystem allows escaped as OSError
+    (ENAMETOOLONG) from Path.exists(), which returns False only for missing files."""
     with pytest.raises(ConfigError, match="runner profile .* not found"):
         load_config(runner_profile=name)
 
