@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.io.yaml_checks import yaml_alias_problem
+
 if TYPE_CHECKING:
     from pipeline.io.remote import RetryPolicy
 
@@ -86,40 +88,6 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if problem:
         raise ConfigError(f"{path}: {problem}")
     return dict(data)
-
-
-MAX_YAML_VALUES = 100_000  # a run config holds about 50 values
-
-
-def yaml_alias_problem(data: Any, limit: int = MAX_YAML_VALUES) -> str | None:
-    """What is wrong with YAML aliases in ``data``, or None. PyYAML shares an aliased value instead of
-    copying it, so ``&a [*a]`` is a list that contains itself (walking it recurses forever) and a few
-    hundred bytes of nested aliases can stand for billions of values (printing or copying them exhausts
-    memory). Counted without recursion, each shared value once."""
-    sizes: dict[int, int] = {}
-    open_: set[int] = set()
-    stack: list[tuple[Any, bool]] = [(data, False)]
-    while stack:
-        node, done = stack.pop()
-        if isinstance(node, Mapping):
-            children = list(node.values())
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        key = id(node)
-        if done:
-            open_.discard(key)
-            sizes[key] = 1 + sum(sizes.get(id(child), 1) for child in children)
-            if sizes[key] > limit:
-                return f"YAML aliases expand to more than {limit} values"
-        elif key in open_:
-            return "a YAML alias refers to a value that contains it (e.g. &a [*a])"
-        elif key not in sizes:
-            open_.add(key)
-            stack.append((node, True))
-            stack.extend((child, False) for child in children)
-    return None
 
 
 def yaml_problem(exc: Exception) -> str:

@@ -37,6 +37,7 @@ from pipeline.filter.grammar import (
     evaluate,
     parse_expression,
 )
+from pipeline.io.yaml_checks import yaml_alias_problem
 
 DEDUP_EXACT_FLAG = "is_duplicate_exact"
 _FUZZY_FLAG_RE = re.compile(r"^is_fuzzy_duplicate_sim(\d+(?:\.\d+)?)$")
@@ -192,40 +193,9 @@ def load_recipe(path: str | Path) -> Recipe:
         raise RecipeError(f"{path}: nested too deeply to be read as YAML") from None
     except (yaml.YAMLError, ValueError) as exc:  # ValueError: e.g. an integer beyond int()'s 4300 digits
         raise RecipeError(f"{path}: not valid YAML: {exc}") from None
-    problem = _yaml_alias_problem(data)
+    problem = yaml_alias_problem(data)
     if problem:
         raise RecipeError(f"{path}: {problem}")
     return parse_recipe(data, str(path))
 
 
-MAX_YAML_VALUES = 100_000  # a recipe holds a few hundred values
-
-
-def _yaml_alias_problem(data: Any) -> str | None:
-    """What is wrong with YAML aliases in ``data``, or None: PyYAML shares an aliased value, so ``&a [*a]``
-    contains itself and nested aliases can stand for billions of values (the rule names and messages
-    print them). The same check as pipeline.config.yaml_alias_problem, kept here so that recipes do not
-    depend on the run configuration."""
-    sizes: dict[int, int] = {}
-    open_: set[int] = set()
-    stack: list[tuple[Any, bool]] = [(data, False)]
-    while stack:
-        node, done = stack.pop()
-        if isinstance(node, Mapping):
-            children = list(node.values())
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        if done:
-            open_.discard(id(node))
-            sizes[id(node)] = 1 + sum(sizes.get(id(child), 1) for child in children)
-            if sizes[id(node)] > MAX_YAML_VALUES:
-                return f"YAML aliases expand to more than {MAX_YAML_VALUES} values"
-        elif id(node) in open_:
-            return "a YAML alias refers to a value that contains it (e.g. &a [*a])"
-        elif id(node) not in sizes:
-            open_.add(id(node))
-            stack.append((node, True))
-            stack.extend((child, False) for child in children)
-    return None
