@@ -158,49 +158,48 @@ def test_force_recomputes_and_other_settings_are_refused(corpus):
     assert all(json.loads(again[k][1])["files"] == json.loads(first[k][1])["files"] for k in first)
 
 
-def test_fuzzy_dedup_killed_anywhere_ends_with_the_same_clusters(corpus):
+def _reference_run(corpus) -> Path:
+    """The uninterrupted run the dedup and filter kill tests read (made once per module)."""
     root, args = corpus
     data = root / "reference"
     if not (data / "_run_summary.json").exists():
         _run([*args, "--output", str(data)], root / "run.log")
+    return data
+
+
+def _kill_then_finish(command: list[str], reference: Path, killed: Path, log: Path, name: str) -> None:
+    """Run ``command`` uninterrupted into ``reference``, then into ``killed`` KILLS times killed at
+    seeded points spread over its duration, then once to the end."""
     seed = int(os.environ.get("RPV2_KILL_SEED", random.SystemRandom().randrange(1 << 30)))
-    print(f"fuzzy kill test seed: {seed}")
-    reference, killed = root / "fuzzy_reference", root / "fuzzy_killed"
-    log = root / "fuzzy.log"
-    fuzzy = ["dedup", "fuzzy", str(data), "--threshold", "0.7", "--engine", "beam"]
-    duration = _run([*fuzzy, "--output", str(reference)], log)
+    print(f"{name} kill test seed: {seed}")
+    duration = _run([*command, "--output", str(reference)], log)
     for delay in _kill_points(duration, seed):
-        proc = _start([*fuzzy, "--output", str(killed)], log)
+        proc = _start([*command, "--output", str(killed)], log)
         try:
             proc.wait(timeout=delay)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    _run([*fuzzy, "--output", str(killed)], log)
+    _run([*command, "--output", str(killed)], log)
+
+
+def test_fuzzy_dedup_killed_anywhere_ends_with_the_same_clusters(corpus):
+    root, _ = corpus
+    data = _reference_run(corpus)
+    reference, killed = root / "fuzzy_reference", root / "fuzzy_killed"
+    fuzzy = ["dedup", "fuzzy", str(data), "--threshold", "0.7", "--engine", "beam"]
+    _kill_then_finish(fuzzy, reference, killed, root / "fuzzy.log", "fuzzy")
     assert _digests(killed, "clusters_sim0.7/**/*.parquet") == _digests(reference, "clusters_sim0.7/**/*.parquet")
     assert _digests(reference, "clusters_sim0.7/**/*.parquet")
     assert not list(killed.glob("clusters_sim0.7/_work/*"))
 
 
 def test_filter_killed_anywhere_ends_with_the_same_files(corpus):
-    root, args = corpus
-    data = root / "reference"
-    if not (data / "_run_summary.json").exists():
-        _run([*args, "--output", str(data)], root / "run.log")
-    seed = int(os.environ.get("RPV2_KILL_SEED", random.SystemRandom().randrange(1 << 30)))
-    print(f"filter kill test seed: {seed}")
+    root, _ = corpus
+    data = _reference_run(corpus)
     reference, killed = root / "filter_reference", root / "filter_killed"
-    log = root / "filter.log"
     recipe = str(REPO_ROOT / "configs" / "recipes" / "gopher.yaml")
-    duration = _run(["filter", str(data), "--recipe", recipe, "--output", str(reference)], log)
-    for delay in _kill_points(duration, seed):
-        proc = _start(["filter", str(data), "--recipe", recipe, "--output", str(killed)], log)
-        try:
-            proc.wait(timeout=delay)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    _run(["filter", str(data), "--recipe", recipe, "--output", str(killed)], log)
+    _kill_then_finish(["filter", str(data), "--recipe", recipe], reference, killed, root / "filter.log", "filter")
     # every file, hidden ones included: nothing a kill caught mid-publish is left
     assert _digests(killed, "**/*") == _digests(reference, "**/*")
     assert not list(killed.glob("**/.*.tmp"))
