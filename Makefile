@@ -2,9 +2,9 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 
-.PHONY: install python-deps kenlm-tools flink-runner spark-runner test test-unit lint bench
+.PHONY: install python-deps kenlm-tools flink-runner spark-runner report-browser test test-unit lint bench
 
-install: python-deps kenlm-tools flink-runner spark-runner
+install: python-deps kenlm-tools flink-runner spark-runner report-browser
 
 python-deps:
 	$(PIP) install --upgrade pip
@@ -30,6 +30,11 @@ flink-runner:
 # in Beam's jar cache (scripts/install_spark.sh); its SDK workers use flink-runner's boot command.
 spark-runner:
 	PYTHON=$(PYTHON) bash scripts/install_spark.sh
+
+# Debian's chromium, headless, for tests/integration/test_report_browser.py, which renders the page
+# `rpv2 report` writes (scripts/install_chromium.sh; apt-get). `rpv2 report` itself needs no browser.
+report-browser:
+	bash scripts/install_chromium.sh
 
 lint:
 	ruff check .

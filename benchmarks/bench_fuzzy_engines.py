@@ -6,12 +6,14 @@ lingua_sentences in 75 languages, wikitext-2, Botchan), so no page repeats; 3% o
 another page (one sentence replaced), the clusters fuzzy dedup must find. Their RPv2 MinHash bands
 (dedup/minhash.py) are written as a run's documents dataset (id, id_int, shard_id, signature_sim0.8) in 40
 files. Each engine then runs as a user runs it (`python -m pipeline.cli dedup fuzzy ...`: start-up, reading
-and writing included); the table gives wall time, signatures/s per core (per worker process the engine
-uses), and peak memory summed over the command's process tree (Flink's JVM and SDK workers included),
-sampled every 0.1 s. All engines must give the same cluster files, byte for byte.
+and writing included); the table gives wall time, CPU time (user + system of the command's whole process
+tree: on a shared machine the figure to compare), signatures/s per core (per worker process the engine
+uses) and per CPU-second, and peak memory summed over the process tree (Flink's JVM and SDK workers
+included), sampled every 0.1 s. All engines must give the same cluster files, byte for byte.
 
     python benchmarks/bench_fuzzy_engines.py                   # 200,000 signatures (Flink needs make install)
     python benchmarks/bench_fuzzy_engines.py --docs 20000 --engines local,direct
+    python benchmarks/bench_fuzzy_engines.py --data /tmp/fz --engines direct   # keep / reuse the corpus in /tmp/fz
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import argparse
 import hashlib
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -92,10 +96,12 @@ def write_dataset(pages: list[str], root: Path) -> int:
     return signed
 
 
-def _tree_rss(pid: int) -> int:
-    """Resident bytes of ``pid`` and all its descendants, from /proc."""
+def _tree(pid: int) -> dict[int, tuple[int, float]]:
+    """{pid: (resident bytes, user + system CPU seconds so far)} of ``pid`` and all its descendants,
+    from /proc."""
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
+    usage: dict[int, tuple[int, float]] = {}
+    tick = os.sysconf("SC_CLK_TCK")
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -104,31 +110,48 @@ def _tree_rss(pid: int) -> int:
             status = Path(f"/proc/{entry}/status").read_text()
         except OSError:
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-        rss[int(entry)] = next((int(line.split()[1]) * 1024 for line in status.splitlines()
-                                if line.startswith("VmRSS:")), 0)
-    total, todo = 0, [pid]
+        fields = stat.rsplit(")", 1)[1].split()
+        children.setdefault(int(fields[1]), []).append(int(entry))
+        rss = next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+        usage[int(entry)] = (rss, (int(fields[11]) + int(fields[12])) / tick)  # utime, stime
+    tree, todo = {}, [pid]
     while todo:
         current = todo.pop()
-        total += rss.get(current, 0)
+        if current in usage:
+            tree[current] = usage[current]
         todo += children.get(current, [])
-    return total
+    return tree
 
 
-def run_engine(args: list[str], env: dict[str, str]) -> tuple[float, int, str]:
-    """(wall seconds, peak tree RSS bytes, output) of one command as a user runs it."""
+def run_engine(args: list[str], env: dict[str, str]) -> tuple[float, float, int, str]:
+    """(wall seconds, CPU seconds, peak tree RSS bytes, output) of one command as a user runs it.
+
+    CPU is user + system time of the command's process tree: the larger of getrusage over the children
+    it waited for and the sum of every descendant's last sampled time (Flink's JVM and SDK workers are
+    not always waited for), so a machine shared with other work distorts it far less than the wall."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = 0
+    cpu_seen: dict[int, float] = {}
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.append(proc.stdout.read()), daemon=True)
+    reader.start()
     while proc.poll() is None:
-        peak = max(peak, _tree_rss(proc.pid))
+        tree = _tree(proc.pid)
+        peak = max(peak, sum(rss for rss, _ in tree.values()))
+        for p, (_, cpu) in tree.items():
+            cpu_seen[p] = max(cpu_seen.get(p, 0.0), cpu)
         time.sleep(0.1)
-    out = proc.stdout.read()
+    reader.join()
+    out = "".join(output)
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    waited = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode:
         raise RuntimeError(f"{' '.join(args)} failed:\n{out[-3000:]}")
-    return time.monotonic() - started, peak, out
+    return wall, max(waited, sum(cpu_seen.values())), peak, out
 
 
 def cluster_digest(root: Path) -> str:
@@ -139,9 +162,10 @@ def cluster_digest(root: Path) -> str:
 
 
 def flink_flags() -> list[str]:
-    from pipeline.config import beam_options_to_args, read_yaml, runner_profile_path
+    from pipeline.config import beam_options_to_args, expand_profile, read_yaml, runner_profile_path
 
-    return beam_options_to_args(read_yaml(runner_profile_path("flink-local")).get("beam", {}))
+    profile = expand_profile(read_yaml(runner_profile_path("flink-local")), "flink-local")  # ${RPV2_CACHE}
+    return beam_options_to_args(profile.get("beam", {}))
 
 
 def main() -> None:
@@ -150,13 +174,22 @@ def main() -> None:
     parser.add_argument("--engines", default="local,direct,direct2,flink")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", action="store_true", help="keep the data and outputs (default: removed)")
+    parser.add_argument("--data", metavar="DIR",
+                        help="work dir: reuse the corpus an earlier run kept there (else build it there); kept")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="rpv2-bench-fuzzy-"))
+    work = Path(args.data) if args.data else Path(tempfile.mkdtemp(prefix="rpv2-bench-fuzzy-"))
     t0 = time.monotonic()
-    pages, copies = compose_pages(args.docs, args.seed)
-    signed = write_dataset(pages, work / "data")
-    print(f"{len(pages):,} distinct pages of real text ({copies:,} planted near copies), {signed:,} signatures "
-          f"in {FILES} files, built in {time.monotonic() - t0:.0f} s; data in {work}")
+    data = work / "data"
+    if (work / "corpus.txt").exists():  # --data: a corpus kept by an earlier --keep run
+        signed = int((work / "corpus.txt").read_text().split()[0])
+        print(f"{signed:,} signatures in {FILES} files from {data}")
+    else:
+        work.mkdir(parents=True, exist_ok=True)
+        pages, copies = compose_pages(args.docs, args.seed)
+        signed = write_dataset(pages, data)
+        (work / "corpus.txt").write_text(f"{signed} signatures, {len(pages)} pages, {copies} near copies\n")
+        print(f"{len(pages):,} distinct pages of real text ({copies:,} planted near copies), {signed:,} "
+              f"signatures in {FILES} files, built in {time.monotonic() - t0:.0f} s; data in {work}")
     engines = {
         "local": (["--engine", "local"], 1),
         "direct": (["--engine", "beam", "--runner=DirectRunner"], 1),
@@ -165,17 +198,19 @@ def main() -> None:
         "flink": (["--engine", "beam", *flink_flags()], 2),
     }
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    print(f"{'engine':<10}{'wall s':>9}{'sigs/s/core':>13}{'peak MiB':>10}  clusters (digest)")
+    print(f"{'engine':<10}{'wall s':>9}{'CPU s':>9}{'sigs/s/core':>13}{'sigs/CPU-s':>12}{'peak MiB':>10}"
+          "  clusters (digest)")
     digests = set()
     for name in args.engines.split(","):
         flags, cores = engines[name]
         out = work / f"out_{name}"
-        wall, peak, _ = run_engine(["dedup", "fuzzy", str(work / "data"), "--threshold", str(THRESHOLD),
-                                    "--output", str(out), *flags], env)
+        wall, cpu, peak, _ = run_engine(["dedup", "fuzzy", str(data), "--threshold", str(THRESHOLD),
+                                         "--output", str(out), *flags], env)
         digests.add(cluster_digest(out))
-        print(f"{name:<10}{wall:>9.1f}{signed / wall / cores:>13,.0f}{peak / 2**20:>10,.0f}  {cluster_digest(out)}")
+        print(f"{name:<10}{wall:>9.1f}{cpu:>9.1f}{signed / wall / cores:>13,.0f}{signed / cpu:>12,.0f}"
+              f"{peak / 2**20:>10,.0f}  {cluster_digest(out)}", flush=True)
     print("identical clusters on every engine" if len(digests) == 1 else f"CLUSTERS DIFFER: {digests}")
-    if not args.keep:
+    if not args.keep and not args.data:
         import shutil
 
         shutil.rmtree(work, ignore_errors=True)

@@ -2,8 +2,8 @@
 
     python benchmarks/bench_minhash.py [--docs 20000] [--repeat 3]
 
-Documents: the RPv2 ground-truth documents (../shared/groundtruth/rpv2/public/docs.jsonl) repeated to
---docs. Every row computes 13-gram, 128-permutation signatures; "+norm" rows include RPv2's text
+Documents: --docs distinct pages of benchmarks/corpus.py (real text from ../shared, none repeated, so
+no per-word cache is warmer than on a crawl). Every row computes 13-gram, 128-permutation signatures; "+norm" rows include RPv2's text
 normalization (lower-case, ASCII punctuation removed, whitespace collapsed, NFD, split): the fast
 equivalent from signals.text_normalization for our rows, RPv2's own steps for the reference row.
 
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import re
 import string
 import struct
@@ -46,7 +45,6 @@ sys.path.insert(0, str(REPO))
 
 from dedup.minhash import RPv2MinHash, native_kernel_available, native_kernel_info, sha1_hash32  # noqa: E402
 
-SHARED = REPO.parent / "shared"
 _PUNCT = str.maketrans("", "", string.punctuation)
 
 
@@ -83,9 +81,12 @@ def rpv2_normalized_words(text: str) -> tuple[str, ...]:
 
 
 def load_docs(n: int) -> list[str]:
-    with open(SHARED / "groundtruth" / "rpv2" / "public" / "docs.jsonl", encoding="utf-8") as fh:
-        base = [json.loads(line)["raw_content"] for line in fh]
-    return [base[i % len(base)] for i in range(n)]
+    """``n`` distinct documents of benchmarks/corpus.py (real text composed into pages, none repeated):
+    repeating a few hundred documents would warm every cache and flatter every engine's figure."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import corpus
+
+    return [doc["raw_content"] for doc in corpus.iter_documents(n)]
 
 
 class ReferenceStyle:

@@ -21,7 +21,8 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "ccnet_stage": ("bench_ccnet_stage.py", [], ["--docs", "2000", "--ccnet-docs", "500", "--repeat", "1",
                                               "--stage-files", "2", "--stage-docs-per-file", "200"]),
-    "signals": ("bench_signals.py", ["--docs", "20000"], ["--docs", "2000"]),
+    "signals": ("bench_signals.py", [], ["--quick"]),
+    "contamination": ("bench_contamination.py", ["--docs", "5000"], ["--docs", "500"]),
     "ml_signals": ("bench_ml_signals.py", ["--docs", "20000"], ["--docs", "2000"]),
     "minhash": ("bench_minhash.py", ["--docs", "20000"], ["--docs", "2000"]),
     "bloom": ("bench_bloom.py", ["--keys", "1000000"], ["--keys", "100000"]),

@@ -5,9 +5,10 @@ more than one member and emits, for every member, the edge ``member -> min(id_in
 the same: a band shared by k documents gives k-1 *star* edges, never the k(k-1)/2 pairs, so a band that
 millions of boilerplate pages share costs memory linear in its size.
 
-Two forms of the same rule live here: :func:`band_keys` keys one document's bands for a distributed
-group-by (the Beam transforms in ``pipeline/transforms/fuzzy_dedup.py``), and :func:`star_edges` does the whole
-grouping with numpy for a slice that fits in memory. Both link the same pairs.
+Two forms of the same rule live here: :func:`band_rows` and :func:`band_star_edges` key the bands of a
+file for a distributed group-by and link each band to its key's minimum (the Beam transforms in
+``pipeline/transforms/fuzzy_dedup.py``), and :func:`star_edges` does the whole grouping with numpy for a
+slice that fits in memory. Both link the same pairs (:func:`band_keys` is the key, one document at a time).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+
+from dedup.components import lookup, mix64
 
 # RPv2's band layouts (bands x rows of 32-bit hashes), from ``dedupe.utils.optimal_param`` with 128
 # permutations: 0.7 -> 14x9, 0.8 -> 9x13, 0.9 -> 5x25, 1.0 -> 1x128.
@@ -153,3 +156,67 @@ def star_edges(nodes: np.ndarray, bands: np.ndarray) -> tuple[np.ndarray, np.nda
     dst = np.concatenate(dst_parts).astype(np.int64)
     packed = np.unique(src * np.int64(n) + dst)
     return packed // n, packed % n
+
+
+# --------------------------------------------------------------------- band rows for the Beam engine
+#
+# The Beam engine keys the bands of a whole file (or batch) at once: one row per (document, band) with
+# a 64-bit fingerprint of (band index, band bytes) to partition and group by, the exact key bytes (the
+# band index byte then the band, as :func:`band_keys`) to check that a fingerprint never merges two
+# different keys, and the document's node. :func:`band_star_edges` then links each row to the minimum
+# node of its key, given that minimum from a first pass (``dedup.components.KeyMins``).
+
+
+def band_rows(nodes: np.ndarray, bands: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fingerprints uint64, keys (rows, 1 + bytes) uint8, nodes int64) of every band of every row of
+    ``bands`` ((n, bands, bytes) uint8; ``nodes`` (n,) int64), band-major."""
+    n, n_bands, width = bands.shape
+    fps, keys = [], []
+    for b in range(n_bands):
+        band = np.ascontiguousarray(bands[:, b, :])
+        words = band.view(">u4") if width % 4 == 0 else band.astype(np.uint32)
+        with np.errstate(over="ignore"):
+            fps.append(mix64(_band_fingerprints(words) ^ (np.uint64(b + 1) * np.uint64(0xD6E8FEB86659FD93))))
+        key = np.empty((n, width + 1), np.uint8)
+        key[:, 0] = b
+        key[:, 1:] = band
+        keys.append(key)
+    if not n_bands:
+        return np.zeros(0, np.uint64), np.zeros((0, width + 1), np.uint8), np.zeros(0, np.int64)
+    return np.concatenate(fps), np.concatenate(keys), np.tile(np.asarray(nodes, np.int64), n_bands)
+
+
+def band_star_edges(fp: np.ndarray, keys: np.ndarray, nodes: np.ndarray, state: tuple[np.ndarray, ...]
+                    ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Star edges (member, minimum of its band key) of some band rows, given ``state`` = (sorted
+    fingerprints, minimum node, maximum node, key bytes) of every fingerprint they carry
+    (``KeyMins.finish`` with the key bytes as payload). None when a row's key bytes differ from its
+    fingerprint's: a fingerprint collision, which :func:`band_star_edges_exact` then resolves."""
+    if len(fp) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    sorted_fp, mins, _, first_keys = state
+    idx, _ = lookup(sorted_fp, fp)
+    if not np.array_equal(first_keys[idx], keys):
+        return None
+    m = mins[idx]
+    member = nodes != m
+    return nodes[member], m[member]
+
+
+def band_star_edges_exact(chunks: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Star edges of band rows ``(keys, nodes)`` keyed by their exact bytes (a Python dict): the slow,
+    exact path for the rare pass whose fingerprints collide."""
+    minimum: dict[bytes, int] = {}
+    for keys, nodes in chunks:
+        for key, node in zip(keys, nodes.tolist(), strict=True):
+            k = key.tobytes()
+            if node < minimum.get(k, node + 1):
+                minimum[k] = node
+    hi, lo = [], []
+    for keys, nodes in chunks:
+        for key, node in zip(keys, nodes.tolist(), strict=True):
+            m = minimum[key.tobytes()]
+            if node != m:
+                hi.append(node)
+                lo.append(m)
+    return np.array(hi, np.int64), np.array(lo, np.int64)

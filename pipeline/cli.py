@@ -32,6 +32,8 @@ COMMANDS: dict[str, str] = {
     "export": "pipeline.commands.export",
     "models": "pipeline.commands.models",
     "artifacts": "pipeline.commands.artifacts",
+    "report": "pipeline.commands.report",
+    "contamination": "pipeline.commands.contamination",
 }
 
 START_HERE = """\
@@ -162,7 +164,21 @@ def _values_taken(nargs: Any, args: Sequence[str], i: int) -> int:
     return min(following, 1) if nargs == argparse.OPTIONAL else following
 
 
-def build_parser() -> CommandParser:
+class _VersionAction(argparse.Action):
+    """``--version``: the version is looked up only when asked (importlib.metadata costs start-up)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option_string: Any = None):
+        print(f"rpv2 {version()}")  # on stdout, as argparse's own version action
+        parser.exit(0)
+
+
+def build_parser(command: str | None = None) -> CommandParser:
+    """rpv2's parser; with ``command`` (the command a line names), only that command's module is
+    imported and its parser built, so a command's start-up does not pay for every other command's
+    imports (``rpv2 --help`` and a bare ``rpv2`` still list them all)."""
     parser = CommandParser(
         prog="rpv2",
         description="CommonCrawl to pretraining data with RedPajama-V2 quality signals, on Apache Beam.",
@@ -170,9 +186,10 @@ def build_parser() -> CommandParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("--version", action="version", version=f"rpv2 {version()}")
+    parser.add_argument("--version", action=_VersionAction, help="print rpv2's version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module_name in COMMANDS.items():
+    selected = {command: COMMANDS[command]} if command in COMMANDS else COMMANDS
+    for name, module_name in selected.items():
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:  # a command not built yet must not break the others
@@ -211,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     verbose = any(arg in VERBOSE_FLAGS for arg in argv[:end])
     argv = [arg for arg in argv[:end] if arg not in VERBOSE_FLAGS] + argv[end:]
     _configure_logging(verbose)
-    parser = build_parser()
+    parser = build_parser(argv[0] if argv else None)
     if argv and argv[0].startswith("-") and argv[0].split("=", 1)[0] not in parser._option_string_actions:
         parser.error(f"unknown option {argv[0]}: options go after the command, e.g. rpv2 run {argv[0]} ...")
     args = parser.parse_args(argv)

@@ -235,6 +235,7 @@ class RunConfig:
     models_dir: str | None = default_value("models_dir")  # {lang}.sp.model + {lang}.arpa.bin
     cutoffs: str | None = default_value("cutoffs")  # per-language p30/p60 cutoffs; None: configs/ defaults
     artifacts: str | None = default_value("artifacts")  # RPv2 artifacts dir for the quality signals
+    contamination: str | None = default_value("contamination")  # benchmark n-gram index (contam_* columns)
     signals: bool = default_value("signals")
     minhash: bool = default_value("minhash")
     pipeline: tuple[str, ...] = default_value("pipeline")  # the shard stage's steps, in order

@@ -112,63 +112,16 @@ build_shaded() {  # $1 = flink major.minor, $2 = beam java version, $3 = jobserv
     excl="$excl<exclusion><groupId>org.apache.flink</groupId><artifactId>*</artifactId></exclusion><exclusion><groupId>org.slf4j</groupId><artifactId>*</artifactId></exclusion>"
     extra=""
   fi
-  mkdir -p "$dir"
-  cat > "$dir/pom.xml" <<EOF
-<?xml version="1.0" encoding="UTF-8"?>
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>rpv2.local</groupId>
-  <artifactId>beam-runners-flink-$mm-$kind</artifactId>
-  <version>$v</version>
-  <properties><project.build.sourceEncoding>UTF-8</project.build.sourceEncoding></properties>
-  <dependencies>
-    <dependency>
+  shade_jar "$dir" "beam-runners-flink-$mm-$kind" "$v" org.apache.beam.runners.flink.FlinkJobServerDriver \
+    "java.base/java.lang java.base/java.lang.reflect java.base/java.lang.invoke java.base/java.io java.base/java.net java.base/java.nio java.base/sun.nio.ch java.base/java.text java.base/java.time java.base/java.util java.base/java.util.concurrent java.base/java.util.concurrent.atomic java.base/java.util.concurrent.locks" \
+    "<dependency>
       <groupId>org.apache.beam</groupId>
       <artifactId>beam-runners-flink-$mm</artifactId>
       <version>$v</version>
       <exclusions>$excl</exclusions>
     </dependency>
-    $extra
-  </dependencies>
-  <build>
-    <plugins>
-      <plugin>
-        <groupId>org.apache.maven.plugins</groupId>
-        <artifactId>maven-shade-plugin</artifactId>
-        <version>3.5.1</version>
-        <executions><execution><phase>package</phase><goals><goal>shade</goal></goals>
-          <configuration>
-            <createDependencyReducedPom>false</createDependencyReducedPom>
-            <filters><filter><artifact>*:*</artifact><excludes>
-              <exclude>META-INF/*.SF</exclude><exclude>META-INF/*.DSA</exclude><exclude>META-INF/*.RSA</exclude>
-              <exclude>module-info.class</exclude><exclude>META-INF/versions/*/module-info.class</exclude>
-            </excludes></filter></filters>
-            <transformers>
-              <transformer implementation="org.apache.maven.plugins.shade.resource.ServicesResourceTransformer"/>
-              <transformer implementation="org.apache.maven.plugins.shade.resource.AppendingTransformer"><resource>reference.conf</resource></transformer>
-              <transformer implementation="org.apache.maven.plugins.shade.resource.ManifestResourceTransformer">
-                <mainClass>org.apache.beam.runners.flink.FlinkJobServerDriver</mainClass>
-                <manifestEntries>
-                  <Multi-Release>true</Multi-Release>
-                  <Add-Opens>java.base/java.lang java.base/java.lang.reflect java.base/java.lang.invoke java.base/java.io java.base/java.net java.base/java.nio java.base/sun.nio.ch java.base/java.text java.base/java.time java.base/java.util java.base/java.util.concurrent java.base/java.util.concurrent.atomic java.base/java.util.concurrent.locks</Add-Opens>
-                  <Add-Exports>java.base/sun.net.util java.management/sun.management java.rmi/sun.rmi.registry java.security.jgss/sun.security.krb5</Add-Exports>
-                </manifestEntries>
-              </transformer>
-            </transformers>
-          </configuration>
-        </execution></executions>
-      </plugin>
-    </plugins>
-  </build>
-</project>
-EOF
-  log "building the $kind jar from org.apache.beam:beam-runners-flink-$mm:$v (maven-shade, ~1 min)"
-  if ! (cd "$dir" && "$MVN" -B -q package > build.log 2>&1); then
-    log "  build failed, see $dir/build.log"; return 1
-  fi
-  mkdir -p "$(dirname "$out")"
-  cp -f "$dir/target/beam-runners-flink-$mm-$kind-$v.jar" "$out.tmp" && mv -f "$out.tmp" "$out"
-  rm -rf "$dir/target"
+    $extra" \
+    "$out" "the $kind jar from org.apache.beam:beam-runners-flink-$mm:$v"
 }
 
 if [ -z "$JOB_SERVER_JAR" ]; then

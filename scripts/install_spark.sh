@@ -60,17 +60,9 @@ fi
 build_job_server() {  # $1 = beam java version
   local v=$1 dir
   dir=$RPV2_CACHE/build/spark-jobserver-3-$v
-  mkdir -p "$dir"
-  cat > "$dir/pom.xml" <<POM
-<?xml version="1.0" encoding="UTF-8"?>
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>rpv2.local</groupId>
-  <artifactId>beam-runners-spark-3-jobserver</artifactId>
-  <version>$v</version>
-  <properties><project.build.sourceEncoding>UTF-8</project.build.sourceEncoding></properties>
-  <dependencies>
-    <dependency>
+  shade_jar "$dir" beam-runners-spark-3-jobserver "$v" org.apache.beam.runners.spark.SparkJobServerDriver \
+    "java.base/java.lang java.base/java.lang.reflect java.base/java.lang.invoke java.base/java.io java.base/java.net java.base/java.nio java.base/sun.nio.ch java.base/sun.nio.cs java.base/sun.security.action java.base/sun.util.calendar java.base/java.text java.base/java.time java.base/java.util java.base/java.util.concurrent java.base/java.util.concurrent.atomic java.base/java.util.concurrent.locks" \
+    "<dependency>
       <groupId>org.apache.beam</groupId>
       <artifactId>beam-runners-spark-3</artifactId>
       <version>$v</version>
@@ -79,46 +71,8 @@ build_job_server() {  # $1 = beam java version
     <dependency><groupId>org.apache.spark</groupId><artifactId>spark-core_2.12</artifactId><version>$SPARK_VERSION</version></dependency>
     <dependency><groupId>org.apache.spark</groupId><artifactId>spark-streaming_2.12</artifactId><version>$SPARK_VERSION</version></dependency>
     <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-simple</artifactId><version>1.7.30</version></dependency>
-    <dependency><groupId>org.slf4j</groupId><artifactId>jcl-over-slf4j</artifactId><version>1.7.30</version></dependency>
-  </dependencies>
-  <build>
-    <plugins>
-      <plugin>
-        <groupId>org.apache.maven.plugins</groupId>
-        <artifactId>maven-shade-plugin</artifactId>
-        <version>3.5.1</version>
-        <executions><execution><phase>package</phase><goals><goal>shade</goal></goals>
-          <configuration>
-            <createDependencyReducedPom>false</createDependencyReducedPom>
-            <filters><filter><artifact>*:*</artifact><excludes>
-              <exclude>META-INF/*.SF</exclude><exclude>META-INF/*.DSA</exclude><exclude>META-INF/*.RSA</exclude>
-              <exclude>module-info.class</exclude><exclude>META-INF/versions/*/module-info.class</exclude>
-            </excludes></filter></filters>
-            <transformers>
-              <transformer implementation="org.apache.maven.plugins.shade.resource.ServicesResourceTransformer"/>
-              <transformer implementation="org.apache.maven.plugins.shade.resource.AppendingTransformer"><resource>reference.conf</resource></transformer>
-              <transformer implementation="org.apache.maven.plugins.shade.resource.ManifestResourceTransformer">
-                <mainClass>org.apache.beam.runners.spark.SparkJobServerDriver</mainClass>
-                <manifestEntries>
-                  <Multi-Release>true</Multi-Release>
-                  <Add-Opens>java.base/java.lang java.base/java.lang.reflect java.base/java.lang.invoke java.base/java.io java.base/java.net java.base/java.nio java.base/sun.nio.ch java.base/sun.nio.cs java.base/sun.security.action java.base/sun.util.calendar java.base/java.text java.base/java.time java.base/java.util java.base/java.util.concurrent java.base/java.util.concurrent.atomic java.base/java.util.concurrent.locks</Add-Opens>
-                  <Add-Exports>java.base/sun.net.util java.management/sun.management java.rmi/sun.rmi.registry java.security.jgss/sun.security.krb5</Add-Exports>
-                </manifestEntries>
-              </transformer>
-            </transformers>
-          </configuration>
-        </execution></executions>
-      </plugin>
-    </plugins>
-  </build>
-</project>
-POM
-  log "building the job server from org.apache.beam:beam-runners-spark-3:$v + Spark $SPARK_VERSION (maven-shade, ~1 min)"
-  if ! (cd "$dir" && "$MVN" -B -q package > build.log 2>&1); then
-    log "  build failed, see $dir/build.log"; return 1
-  fi
-  cp -f "$dir/target/beam-runners-spark-3-jobserver-$v.jar" "$JAR.tmp" && mv -f "$JAR.tmp" "$JAR"
-  rm -rf "$dir/target"
+    <dependency><groupId>org.slf4j</groupId><artifactId>jcl-over-slf4j</artifactId><version>1.7.30</version></dependency>" \
+    "$JAR" "the job server from org.apache.beam:beam-runners-spark-3:$v + Spark $SPARK_VERSION"
 }
 
 if [ -z "$HOW" ]; then

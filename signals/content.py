@@ -15,6 +15,11 @@ from signals.document import Document
 from signals.repetition import NgramTable, ngram_table
 from signals.word_lists import BadWords, WordLists
 
+try:  # signals/_signals_kernel.c
+    from signals import _signals_kernel
+except ImportError:  # pragma: no cover - built by `pip install -e .`
+    _signals_kernel = None
+
 PRECISION = 8  # RPv2 core.constants.PRECISION
 
 Spans = list[tuple[int, int, float | int | None]]
@@ -87,8 +92,12 @@ def _membership(words: frozenset[str]):
 
 
 def _counter(words: frozenset[str]):
-    def count(tokens: tuple[str, ...]) -> int:
-        return sum(map(words.__contains__, tokens))
+    if _signals_kernel is not None:  # the same count in one C loop
+        def count(tokens: tuple[str, ...]) -> int:
+            return _signals_kernel.count_tokens(tokens, 0, words)
+    else:
+        def count(tokens: tuple[str, ...]) -> int:
+            return sum(map(words.__contains__, tokens))
 
     return count
 

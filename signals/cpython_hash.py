@@ -42,6 +42,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+try:  # signals/_signals_kernel.c: the same SipHash in C, one call per batch of words
+    from signals import _signals_kernel
+except ImportError:  # pragma: no cover - built by `pip install -e .`
+    _signals_kernel = None
+
 ALGORITHMS = {"siphash13": (1, 3), "siphash24": (2, 4)}  # name -> (compression, finalisation) rounds
 MAX_SEED = 4_294_967_295  # PYTHONHASHSEED's range
 _SECRET_SIZE = 24  # sizeof(_Py_HashSecret_t)
@@ -337,7 +342,16 @@ class CPythonHash:
 
     # -- vectorized
     def hash_strs_uncached(self, strings: Sequence[str]) -> np.ndarray:
-        """int64 ``hash(s)`` of every string, all computed (no cache)."""
+        """int64 ``hash(s)`` of every string, all computed (no cache); in C when the kernel is built."""
+        if _signals_kernel is not None:
+            return np.frombuffer(
+                _signals_kernel.siphash_strs(strings, self.k0, self.k1, self.c_rounds, self.d_rounds),
+                dtype=np.int64,
+            )
+        return self.hash_strs_uncached_numpy(strings)
+
+    def hash_strs_uncached_numpy(self, strings: Sequence[str]) -> np.ndarray:
+        """:meth:`hash_strs_uncached` in numpy (the fallback without the C kernel; tests compare both)."""
         stream, byte_lengths = _pep393_stream(strings)
         raw = siphash_many(self.k0, self.k1, stream, byte_lengths, self.c_rounds, self.d_rounds).view(np.int64)
         raw[raw == -1] = -2  # _Py_HashBytes: -1 is the error value

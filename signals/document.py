@@ -32,7 +32,13 @@ from typing import Any
 
 import numpy as np
 
-from signals.text_normalization import code_points, remove_punctuation, split_lines, wordpunct_tokenize
+from signals.text_normalization import (
+    NATIVE_TOKENIZER,
+    code_points,
+    remove_punctuation,
+    split_lines,
+    wordpunct_tokenize,
+)
 from signals.vocabulary import Column, Vocabulary, shared_vocabulary
 
 
@@ -102,7 +108,7 @@ class Document:
         self.normalized_words: tuple[str, ...] = words
         self.normalized_content: str = " ".join(words)
         self._code_points: np.ndarray | None = None
-        points = None if raw_content.isascii() else self.code_points
+        points = None if NATIVE_TOKENIZER or raw_content.isascii() else self.code_points
         self.raw_words: tuple[str, ...] = tuple(wordpunct_tokenize(raw_content, points))
         self.num_raw_words: int = len(self.raw_words)
         self.num_normalized_words: int = len(words)

@@ -3,8 +3,9 @@
 Reproduces RPv2's ``core/quality_signals/importance_weights.py`` (``Base_Importance``):
 
 * features: RPv2's ``hash_feature`` counts of the document's raw WordPunct unigrams and raw bigrams
-  in ``buckets`` (10,000) hashed buckets (see :mod:`signals.stable_hash` for the two hash modes; each
-  distinct word is hashed once per process, through the document's vocabulary ids);
+  in ``buckets`` (10,000) hashed buckets (see :mod:`signals.stable_hash` for the two hash modes; with the
+  C kernel, "rpv2" mode hashes every word in C, else each distinct word is hashed once per process,
+  through the document's vocabulary ids);
 * score: ``np.inner(features, log(p_target + 1e-8) - log(p_source + 1e-8))`` where ``p`` are the
   normalised bucket counts of the target corpus (wikipedia / openwebtext / books) and of the source
   corpus (ccnet), rounded to 8 decimals. The dense 10,000-long product is kept on purpose: summing
@@ -35,9 +36,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import special
 
-from signals.stable_hash import HASH_MODES, features_from_buckets, gram_buckets_from_ids, hash_features
+from signals.stable_hash import (
+    HASH_MODES,
+    NATIVE_RPV2_COUNTS,
+    gram_counts_from_ids,
+    hash_features,
+    rpv2_gram_counts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +141,41 @@ def poisson_pmf(k: int, mu: np.ndarray) -> float:
         estimate = kf * math.log(muf) - math.lgamma(kf + 1.0) - muf
         if estimate < _PMF_UNDERFLOW:
             return 0.0
+    if muf > 0.0 and kf + 1.0 >= _STIRLING_MIN and muf == muf:
+        # scipy's xlogy(k, mu) is k * log(mu) (0 for k == 0) with the C library's log, as math.log
+        xlogy = kf * math.log(muf) if kf != 0.0 else 0.0
+        return float(np.exp(np.float64(xlogy) - cephes_lgam(kf + 1.0) - mu))
+    from scipy import special  # the few other cases; importing scipy.special costs ~0.25 s of start-up
+
     return float(np.exp(special.xlogy(kf, mu) - special.gammaln(kf + 1.0) - mu))
+
+
+# Cephes lgam (Stephen L. Moshier), the function behind scipy.special.gammaln for real x, for x >= 13:
+# Stirling's formula with the same constants and the same order of operations, so the same doubles
+# (tests/unit/test_signals_speed_paths.py compares it with scipy bit for bit).
+_STIRLING_MIN = 13.0
+_LS2PI = 0.91893853320467274178
+_MAXLGM = 2.556348e305
+_LGAM_A = (8.11614167470508450300e-4, -5.95061904284301438324e-4, 7.93650340457716943945e-4,
+           -2.77777777730099687205e-3, 8.33333333333331927722e-2)
+
+
+def cephes_lgam(x: float) -> float:
+    """``scipy.special.gammaln(x)`` for 13 <= x (finite), computed as Cephes ``lgam`` does."""
+    if x > _MAXLGM:
+        return math.inf
+    q = (x - 0.5) * math.log(x) - x + _LS2PI
+    if x > 1.0e8:
+        return q
+    p = 1.0 / (x * x)
+    if x >= 1000.0:
+        q += ((7.9365079365079365079365e-4 * p - 2.7777777777777777777778e-3) * p + 0.0833333333333333333333) / x
+    else:
+        poly = _LGAM_A[0]
+        for coefficient in _LGAM_A[1:]:
+            poly = poly * p + coefficient
+        q += poly / x
+    return q
 
 
 _LOG_EPSILON = float(np.log(1e-8))
@@ -209,10 +249,11 @@ class ImportanceScorer:
                 self.missing[f"dsir/{lang_code}/{target}"] += 1
         if len(raw) == 0:
             return dict.fromkeys(SIGNAL_NAMES)
+        if lang.hash_mode == "rpv2" and NATIVE_RPV2_COUNTS:  # every word hashed in C, no word table
+            return importance_scores(rpv2_gram_counts(doc.raw_words, lang.buckets), len(raw), lang)
         word_ids = getattr(doc, "raw_word_ids", None)
         if word_ids is None:  # any object with raw_words (tests, tools)
             features = hash_features(doc.raw_words, lang.buckets, lang.hash_mode)
         else:
-            buckets = gram_buckets_from_ids(word_ids, doc.vocabulary, lang.buckets, lang.hash_mode)
-            features = features_from_buckets(buckets, lang.buckets)
+            features = gram_counts_from_ids(word_ids, doc.vocabulary, lang.buckets, lang.hash_mode)
         return importance_scores(features, len(raw), lang)

@@ -46,6 +46,9 @@ _BULLETS = (
     "\u25AB",  # white small square
     "\u2013",  # en dash
 )
+_TERMINAL_CHARS = "".join(_TERMINAL_PUNCTUATION)
+_BULLET_CHARS = "".join(_BULLETS)
+assert len(_TERMINAL_CHARS) == len(_TERMINAL_PUNCTUATION) and len(_BULLET_CHARS) == len(_BULLETS)
 
 def _ascii_delete_table(keep: str) -> bytes:
     return bytes(b for b in range(128) if chr(b) not in keep)
@@ -164,8 +167,22 @@ def rps_lines_javascript_counts(doc: Document) -> Spans:
 def rps_lines_ending_with_terminal_punctution_mark(doc: Document) -> Spans:
     """1.0 when the rstripped raw line ends with '.', '!', '?' or '”', else 0.0 (RPv2
     RPS_Lines_Ending_With_Terminal_Punctution_Mark, name typo included)."""
-    scores = [float(line.rstrip().endswith(_TERMINAL_PUNCTUATION)) for line in doc.raw_line_texts]
+    if _signals_kernel is not None:
+        scores = line_edges(doc)[0]
+    else:
+        scores = [float(line.rstrip().endswith(_TERMINAL_PUNCTUATION)) for line in doc.raw_line_texts]
     return list(zip(doc.line_starts, doc.line_ends, scores, strict=True))
+
+
+def line_edges(doc: Document) -> tuple[list[float], list[float]]:
+    """Per line, from the C kernel in one pass without a string per line: 1.0/0.0 for "the rstripped
+    line ends with terminal punctuation" and for "the lstripped line starts with a bullet" (each
+    character of _TERMINAL_PUNCTUATION and _BULLETS is one code point, so it is a test of one character)."""
+    return doc.cached("lines.edges", _line_edges)
+
+
+def _line_edges(doc: Document) -> tuple[list[float], list[float]]:
+    return _signals_kernel.line_edges(doc.raw_content, len(doc.raw_line_texts), _TERMINAL_CHARS, _BULLET_CHARS)
 
 
 def rps_lines_num_words(doc: Document) -> Spans:
@@ -201,7 +218,10 @@ def rps_lines_start_with_bulletpoint(doc: Document) -> Spans:
     lines = doc.raw_line_texts
     if not lines:
         return [(0, doc.num_chars, None)]
-    scores = [float(line.lstrip().startswith(_BULLETS)) for line in lines]
+    if _signals_kernel is not None:
+        scores = line_edges(doc)[1]
+    else:
+        scores = [float(line.lstrip().startswith(_BULLETS)) for line in lines]
     return list(zip(doc.line_starts, doc.line_ends, scores, strict=True))
 
 

@@ -15,7 +15,12 @@ import string
 import numpy as np
 
 from signals.document import Document
-from signals.repetition import ngram_table
+from signals.repetition import NgramTable, ngram_table
+
+try:  # signals/_signals_kernel.c
+    from signals import _signals_kernel
+except ImportError:  # pragma: no cover - built by `pip install -e .`
+    _signals_kernel = None
 
 PRECISION = 8  # RPv2 core.constants.PRECISION
 
@@ -73,7 +78,15 @@ def rps_doc_frac_lines_end_with_ellipsis(doc: Document) -> Spans:
 
 
 def count_with_ascii_letter(tokens: tuple[str, ...]) -> int:
-    """How many tokens contain a character of [a-zA-Z] (RPv2's ALPH_REGEX search per token).
+    """How many tokens contain a character of [a-zA-Z] (RPv2's ALPH_REGEX search per token); one C loop
+    with the kernel, else :func:`count_with_ascii_letter_python`."""
+    if _signals_kernel is not None:
+        return _signals_kernel.count_tokens(tokens, 2)
+    return count_with_ascii_letter_python(tokens)
+
+
+def count_with_ascii_letter_python(tokens: tuple[str, ...]) -> int:
+    """:func:`count_with_ascii_letter` without the kernel.
 
     Tokens never contain whitespace, so ``" ".join(tokens)`` keeps them apart. In its UTF-8 bytes an
     ASCII letter or space is only ever itself (every byte of a multi-byte character is >= 0x80), so
@@ -91,6 +104,9 @@ def count_with_ascii_letter(tokens: tuple[str, ...]) -> int:
 
 
 def _count_upper(tokens: tuple[str, ...]) -> int:
+    """How many tokens are ``str.isupper()`` (the kernel reimplements str.isupper; tests compare)."""
+    if _signals_kernel is not None:
+        return _signals_kernel.count_tokens(tokens, 1)
     return sum(map(str.isupper, tokens))
 
 
@@ -135,6 +151,15 @@ def unigram_entropy(doc: Document) -> float | None:
     total = table.num_words
     if total == 0:
         return None
+    if _signals_kernel is not None:  # the same double operations in one C loop (tests compare)
+        counts = np.ascontiguousarray(table.first_counts, dtype=np.int64)
+        return round(_signals_kernel.unigram_entropy(counts, total) + 0, PRECISION)
+    return unigram_entropy_python(table)
+
+
+def unigram_entropy_python(table: NgramTable) -> float:
+    """:func:`unigram_entropy` from a document's NgramTable (with words), without the kernel."""
+    total = table.num_words
     counts = table.first_counts[table.first_counts > 0]  # word counts in first-occurrence order
     distinct = set(counts.tolist())
     terms = np.zeros(max(distinct) + 1, dtype=np.float64)

@@ -21,6 +21,7 @@ from typing import Any
 
 from signals import ccnet_signals, content, lines, natural_language, repetition
 from signals.document import Document
+from signals.stable_hash import NATIVE_RPV2_COUNTS
 from signals.text_normalization import char_table
 from signals.word_lists import WordLists
 
@@ -125,7 +126,7 @@ class QualitySignals:
             self.importance = _optional_scorer(
                 "signals.importance", "ImportanceScorer", artifacts_dir, hash_mode=hash_mode
             )
-        # heavy state now, not inside the first document
+        # state now, not inside the first document (the tables come precomputed: signals/unicode_tables.py)
         for table in ("isupper", "isnumeric", "isspace", "wordpunct_classes"):
             char_table(table)
         for lang in languages:
@@ -155,8 +156,9 @@ class QualitySignals:
             raw,
             domain=domain if isinstance(domain, str) else None,
             language=language if isinstance(language, str) else None,
-            # word ids pay off when the DSIR scorer shares them (signals/vocabulary.py)
-            use_vocabulary=self.importance is not None,
+            # word ids pay off when the DSIR scorer shares them (signals/vocabulary.py); with the C
+            # kernel RPv2's DSIR hashes the words directly, and the counts per token are cheaper
+            use_vocabulary=self.importance is not None and not NATIVE_RPV2_COUNTS,
         )
 
     def compute(self, record: Mapping[str, Any]) -> dict[str, Spans]:

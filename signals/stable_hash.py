@@ -22,9 +22,12 @@ only reproducible in a process started with PYTHONHASHSEED=42. We keep two modes
       MurmurHash3's 64-bit finaliser), so (a, b) and (b, a) differ;
     * bucket = ``key % buckets`` on the unsigned 64-bit key.
 
-Both modes hash each distinct word once per process: the per-word values (unigram bucket and the
+Both modes can hash each distinct word once per process: the per-word values (unigram bucket and the
 word's share of any bigram key) are a column of the shared :class:`signals.vocabulary.Vocabulary`,
-so a document costs one gather by word id plus the bigram and bucket arithmetic in numpy.
+so a document costs one gather by word id plus the bigram and bucket arithmetic in numpy. With the C
+kernel (signals/_signals_kernel.c), "rpv2" mode instead hashes every word of the document in C and counts
+its grams in the same loop (:func:`rpv2_gram_counts`): SipHash of a short word costs less than looking
+it up in a large word table, whose entries are rarely in the CPU caches. Same counts either way.
 """
 
 from __future__ import annotations
@@ -34,7 +37,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from signals.cpython_hash import CPythonHash, tuple_hash_finish, tuple_hash_follow, tuple_hash_lead
+from signals.cpython_hash import (
+    _TUPLE_LEN2_MANGLE,
+    _TUPLE_MINUS_ONE,
+    _XXPRIME_1,
+    _XXPRIME_2,
+    _XXPRIME_5,
+    CPythonHash,
+    tuple_hash_finish,
+    tuple_hash_follow,
+    tuple_hash_lead,
+)
 from signals.vocabulary import Column, Vocabulary, shared_vocabulary
 
 HASH_MODES = ("stable", "rpv2")
@@ -44,6 +57,21 @@ RPV2_HASH_ALGORITHM = "siphash13"  # CPython 3.11's str hash (RPv2 ran python:3.
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _FMIX_C1 = np.uint64(0xFF51AFD7ED558CCD)
 _FMIX_C2 = np.uint64(0xC4CEB9FE1A85EC53)
+
+try:  # signals/_signals_kernel.c: the bigram arithmetic and the counting in one C loop
+    from signals import _signals_kernel
+except ImportError:  # pragma: no cover - built by `pip install -e .`
+    _signals_kernel = None
+# the constants each mode's bigram finish uses in the kernel (the numpy code below uses the same ones)
+_KERNEL_CONSTANTS = {
+    "rpv2": (int(_XXPRIME_1), int(_TUPLE_LEN2_MANGLE), _TUPLE_MINUS_ONE & (2**64 - 1)),
+    "stable": (int(_FMIX_C1), int(_FMIX_C2), 0),
+}
+_TUPLE_CONSTANTS = (int(_XXPRIME_1), int(_XXPRIME_2), _XXPRIME_5, int(_TUPLE_LEN2_MANGLE),
+                    _TUPLE_MINUS_ONE & (2**64 - 1))
+# With the kernel, "rpv2" mode hashes every raw word in C (tens of ns each) and needs no vocabulary:
+# cheaper than a lookup in a process-wide word table, whose misses in the CPU caches cost more.
+NATIVE_RPV2_COUNTS = _signals_kernel is not None
 
 
 def stable_word_hash(word: str) -> int:
@@ -133,6 +161,32 @@ def gram_buckets_from_ids(word_ids: np.ndarray, vocab: Vocabulary, buckets: int,
     np.remainder(key, np.uint64(buckets), out=key)
     out[len(word_ids):] = key
     return out
+
+
+def gram_counts_from_ids(
+    word_ids: np.ndarray, vocab: Vocabulary, buckets: int, mode: str, native: bool = True
+) -> np.ndarray:
+    """The float64 count vector (RPv2's ``hash_features`` as ``np.inner`` reads it) of the document whose
+    raw words have ids ``word_ids``: ``features_from_buckets(gram_buckets_from_ids(...))``, in one C call
+    when the kernel is built (``native=False`` forces the numpy path; tests compare both)."""
+    if mode not in _GRAM_COLUMNS:
+        raise ValueError(f"unknown DSIR hash mode {mode!r}; expected one of {HASH_MODES}")
+    if not native or _signals_kernel is None or len(word_ids) == 0:
+        return features_from_buckets(gram_buckets_from_ids(word_ids, vocab, buckets, mode), buckets)
+    column = vocab.column(("dsir", mode, buckets), _GRAM_COLUMNS[mode](buckets), np.dtype((np.uint64, 3)))
+    ids = np.ascontiguousarray(word_ids, dtype=np.int64)
+    counts = _signals_kernel.gram_counts(ids, column, buckets, mode == "rpv2", *_KERNEL_CONSTANTS[mode])
+    return np.frombuffer(counts, dtype=np.float64)
+
+
+def rpv2_gram_counts(words: Sequence[str], buckets: int) -> np.ndarray:
+    """The "rpv2" mode's float64 count vector of ``words`` (a document's raw words) in one C call: the
+    same numbers as ``gram_counts_from_ids`` over the vocabulary (tests compare them). Needs the kernel."""
+    hasher = rpv2_hasher()
+    counts = _signals_kernel.cpython_gram_counts(
+        words, hasher.k0, hasher.k1, hasher.c_rounds, hasher.d_rounds, buckets, _TUPLE_CONSTANTS
+    )
+    return np.frombuffer(counts, dtype=np.float64)
 
 
 def gram_buckets(words: Sequence[str], buckets: int, mode: str = "stable") -> np.ndarray:

@@ -46,6 +46,13 @@ import unicodedata
 import numpy as np
 import regex
 
+try:  # the C kernel (signals/_signals_kernel.c); the Python paths below give the same tokens
+    from signals import _signals_kernel
+except ImportError:  # pragma: no cover - built by `pip install -e .`
+    _signals_kernel = None
+# whether wordpunct_tokenize runs in C (then it needs no code point array from the caller)
+NATIVE_TOKENIZER = _signals_kernel is not None
+
 # RPv2: TRANSLATION_TABLE_PUNCTUATION = str.maketrans("", "", string.punctuation)
 PUNCTUATION_TABLE = str.maketrans("", "", string.punctuation)
 _PUNCTUATION_BYTES = string.punctuation.encode("ascii")
@@ -82,7 +89,8 @@ def _matching_mask(pattern, text: str) -> np.ndarray:
     return mask
 
 
-def _build_table(name: str) -> np.ndarray:
+def build_table(name: str) -> np.ndarray:
+    """Table ``name`` (see :func:`char_table`) computed from this process's Unicode databases (slow)."""
     if name == "wordpunct_classes":
         everything = _all_code_points()
         word = _matching_mask(regex.compile(r"\w", flags=TOKEN_FLAGS), everything)
@@ -100,18 +108,25 @@ def _build_table(name: str) -> np.ndarray:
 
 
 def char_table(name: str) -> np.ndarray:
-    """A table over all code points, built once per process (0.1-0.3 s).
+    """A table over all code points, made on first use and kept for the process.
 
     ``name`` is a ``str`` predicate (``"isupper"``, ``"isnumeric"``: ``getattr(chr(cp), name)()``),
     ``"engine_differences"``: the characters on which ``re`` and ``regex`` disagree about ``\\w``/``\\s``,
     or ``"wordpunct_classes"``: 0 space, 1 word, 2 other, as ``regex``'s ``\\s`` and ``\\w`` say.
+    The table comes from the generated signals/unicode_tables_data.py (< 1 ms) when that was made with
+    this process's Unicode databases, else it is built here (0.1-0.4 s; see signals/unicode_tables.py).
     """
     table = _TABLES.get(name)
     if table is None:
         with _TABLES_LOCK:
             table = _TABLES.get(name)
             if table is None:
-                table = _TABLES[name] = _build_table(name)
+                from signals.unicode_tables import precomputed_table
+
+                table = precomputed_table(name)
+                if table is None:
+                    table = build_table(name)
+                _TABLES[name] = table
     return table
 
 
@@ -180,8 +195,16 @@ def needs_regex_engine(text: str, points: np.ndarray | None = None) -> bool:
 def wordpunct_tokenize(text: str, points: np.ndarray | None = None) -> list[str]:
     """nltk ``WordPunctTokenizer().tokenize(text)`` (``regex`` engine semantics, see module docstring).
 
-    ``points``: ``code_points(text)`` when the caller already has them.
+    ``points``: ``code_points(text)`` when the caller already has them (the Python path uses them).
+    With the C kernel, one pass over the text cuts the tokens with the same class table.
     """
+    if _signals_kernel is not None:
+        return _signals_kernel.wordpunct(text, char_table("wordpunct_classes"))
+    return wordpunct_tokenize_python(text, points)
+
+
+def wordpunct_tokenize_python(text: str, points: np.ndarray | None = None) -> list[str]:
+    """:func:`wordpunct_tokenize` without the C kernel (the fallback, and the reference in tests)."""
     if text.isascii():
         if _ASCII_ENGINE_DIFFERENCES.search(text) is None:
             return _WORDPUNCT_ASCII.findall(text)

@@ -25,6 +25,11 @@ from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
 
+try:  # signals/_signals_kernel.c: the same lookups and insertions in one C loop per document
+    from signals import _signals_kernel
+except ImportError:  # pragma: no cover - built by `pip install -e .`
+    _signals_kernel = None
+
 MAX_WORDS = 1 << 20
 
 Column = Callable[[list[str]], np.ndarray]
@@ -52,7 +57,15 @@ class Vocabulary:
         """The int64 id of every word (new words get the next ids, in order of first appearance).
 
         -1 is never an id, so it marks the words not seen before; they are added under the lock.
+        With the C kernel, each distinct word of the call is looked up once (the same ids).
         """
+        if _signals_kernel is not None:
+            with self._lock:
+                return np.frombuffer(_signals_kernel.vocabulary_ids(words, self._ids, self.words), dtype=np.int64)
+        return self.ids_python(words)
+
+    def ids_python(self, words: Sequence[str]) -> np.ndarray:
+        """:meth:`ids` without the C kernel (the fallback; tests compare both)."""
         n = len(words)
         out = np.fromiter(map(self._ids.get, words, itertools.repeat(-1)), dtype=np.int64, count=n)
         misses = np.flatnonzero(out == -1)

@@ -62,17 +62,31 @@ def line_hash(normalized_line: str) -> int:
 EMPTY_LINE_HASH = line_hash("")
 
 
+# short line -> its 8 hash bytes, for the lines met recently: boilerplate (menus, footers, cookie
+# banners) recurs on page after page, and is what line dedup exists for; cleared when full, so memory
+# stays under _LINE_DIGESTS_MAX lines of at most _CACHED_LINE_CHARS characters.
+_LINE_DIGESTS: dict[str, bytes] = {}
+_LINE_DIGESTS_MAX = 1 << 16
+_CACHED_LINE_CHARS = 200
+
+
+def _line_digest(line: str) -> bytes:
+    digest = hashlib.sha1(normalize_for_dedup(line).encode("utf-8", "surrogatepass")).digest()[:HASH_SIZE]
+    if len(line) <= _CACHED_LINE_CHARS:
+        if len(_LINE_DIGESTS) >= _LINE_DIGESTS_MAX:
+            _LINE_DIGESTS.clear()
+        _LINE_DIGESTS[line] = digest
+    return digest
+
+
 def line_hashes(raw_content: str) -> np.ndarray:
     """Hashes of ``normalize_for_dedup(line)`` for every line of ``raw_content`` (cc_net's compute_hashes).
 
     Lone surrogates (invalid UTF-16 halves that a broken page can carry) are encoded with
     ``surrogatepass`` instead of raising; on valid text this is plain UTF-8, as cc_net.
     """
-    sha1 = hashlib.sha1
-    digests = b"".join(
-        sha1(normalize_for_dedup(line).encode("utf-8", "surrogatepass")).digest()[:HASH_SIZE]
-        for line in raw_content.split("\n")
-    )
+    cached = _LINE_DIGESTS.get
+    digests = b"".join(cached(line) or _line_digest(line) for line in raw_content.split("\n"))
     return np.frombuffer(digests, dtype=HASH_DTYPE)
 
 
@@ -234,16 +248,25 @@ def dedup_document(
     hashes = line_hashes(content) if hashes is None else np.asarray(hashes, dtype=HASH_DTYPE)
     if hashes.size != len(lines):
         raise ValueError(f"{hashes.size} line hashes for a document of {len(lines)} lines")
-    keep = ~dups.contains(hashes) & first_occurrences(hashes)
-    if not keep.any():
+    # the lines not in ``dups`` whose hash was not seen earlier in the document (a duplicate hash is a
+    # duplicate at every occurrence, so this is ~dups & first_occurrences; a set beats np.unique on the
+    # few lines of a page)
+    seen: set[int] = set()
+    keep_index: list[int] = []
+    for index, (value, duplicate) in enumerate(zip(hashes.tolist(), dups.contains(hashes).tolist(), strict=True)):
+        if not duplicate and value not in seen:
+            seen.add(value)
+            keep_index.append(index)
+    if not keep_index:
         kept_ids: list[int] = []
         kept_lines: list[str] = []
     else:
         previous_ids = doc.get("line_ids")
         if previous_ids is None or len(previous_ids) != len(lines):
-            previous_ids = range(len(lines))
-        kept_ids = [int(previous_ids[i]) for i in np.flatnonzero(keep)]
-        kept_lines = [lines[i] for i in np.flatnonzero(keep)]
+            kept_ids = keep_index
+        else:
+            kept_ids = [int(previous_ids[i]) for i in keep_index]
+        kept_lines = [lines[i] for i in keep_index]
     out["raw_content"] = "\n".join(kept_lines)
     out["nlines"] = len(kept_lines)
     out["length"] = len(out["raw_content"])

@@ -23,9 +23,11 @@ import functools
 import os
 from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 from pipeline.ccnet.language_id import file_stamp
+from pipeline.ccnet.model_time import ModelTime
 from pipeline.ccnet.text_normalization import normalize
 
 NO_PERPLEXITY = -1.0
@@ -127,28 +129,40 @@ class PerplexityScorer:
             self._lm = self._load(_load_kenlm, self.lm_path)
         return self._lm
 
-    def tokenize(self, text: str) -> str:
-        """cc_net's MultiSentencePiece(normalize=True) output for a document (see module doc)."""
+    def tokenize(self, text: str, timer: ModelTime | None = None) -> str:
+        """cc_net's MultiSentencePiece(normalize=True) output for a document (see module doc); the
+        SentencePiece calls' seconds are added to ``timer`` (the run summary's time split)."""
         if self.per_line:
-            return "\n".join(self._tokenize_line(normalize(line)) for line in text.split("\n"))
-        return self._tokenize_line(normalize(text))
+            return "\n".join(self._tokenize_line(normalize(line), timer) for line in text.split("\n"))
+        return self._tokenize_line(normalize(text), timer)
 
-    def _tokenize_line(self, normalized: str) -> str:
-        return " ".join(self.sp.encode(normalized, out_type=str))
+    def _tokenize_line(self, normalized: str, timer: ModelTime | None = None) -> str:
+        if timer is None:
+            return " ".join(self.sp.encode(normalized, out_type=str))
+        sp = self.sp
+        started = perf_counter()
+        pieces = sp.encode(normalized, out_type=str)
+        timer.add("sentencepiece", perf_counter() - started)
+        return " ".join(pieces)
 
-    def score_tokenized(self, tokenized: str) -> float:
-        """cc_net's DocLM on already tokenized text: KenLM log10 scores over lines, rounded pp."""
+    def score_tokenized(self, tokenized: str, timer: ModelTime | None = None) -> float:
+        """cc_net's DocLM on already tokenized text: KenLM log10 scores over lines, rounded pp; the KenLM
+        calls' seconds are added to ``timer``."""
         if not tokenized:
             return NO_PERPLEXITY
         lm = self.lm
         lines = tokenized.split("\n")
-        return perplexity_from_scores((lm.score(line) for line in lines), (len(line.split()) + 1 for line in lines))
+        started = perf_counter()
+        scores = [lm.score(line) for line in lines]
+        if timer is not None:
+            timer.add("kenlm", perf_counter() - started)
+        return perplexity_from_scores(scores, [len(line.split()) + 1 for line in lines])
 
-    def perplexity(self, text: str) -> float:
+    def perplexity(self, text: str, timer: ModelTime | None = None) -> float:
         """The document's CCNet perplexity (-1.0 for a document without text)."""
         if not text:
             return NO_PERPLEXITY
-        return self.score_tokenized(self.tokenize(text))
+        return self.score_tokenized(self.tokenize(text, timer), timer)
 
 
 def model_pair(names: Collection[str], lang: str) -> tuple[str, str] | None:
@@ -235,7 +249,8 @@ class LanguageModels:
     def __contains__(self, lang: object) -> bool:
         return isinstance(lang, str) and self.get(lang) is not None
 
-    def perplexity(self, text: str, lang: str) -> float | None:
-        """The document's perplexity under its language's model, or None without a model."""
+    def perplexity(self, text: str, lang: str, timer: ModelTime | None = None) -> float | None:
+        """The document's perplexity under its language's model, or None without a model; the model
+        calls' seconds are added to ``timer``."""
         scorer = self.get(lang)
-        return None if scorer is None else scorer.perplexity(text)
+        return None if scorer is None else scorer.perplexity(text, timer)

@@ -15,13 +15,18 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any, Protocol
+
+import numpy as np
 
 from pipeline.ccnet.buckets import perplexity_bucket
 from pipeline.ccnet.language_id import DROP_LOW_SCORE, DROP_NOT_KEPT, below_threshold, not_kept
-from pipeline.ccnet.line_dedup import DuplicateLineSet, dedup_document
+from pipeline.ccnet.line_dedup import HASH_DTYPE, DuplicateLineSet, dedup_document
+from pipeline.ccnet.model_time import ModelTime
 
-# The field in which pass 1 hands a document's line hashes to LineDedup (spool only, never written).
+# The field in which pass 1 hands a document's line hashes to LineDedup (spool only, never written):
+# their uint64 array, or its bytes.
 LINE_HASHES = "_line_hashes"
 
 DROP_EMPTY_AFTER_DEDUP = "empty_after_line_dedup"
@@ -58,6 +63,8 @@ class LineDedup:
 
     def __call__(self, doc: Document) -> StepResult:
         hashes = doc.pop(LINE_HASHES, None)
+        if isinstance(hashes, bytes):  # as the processor's spool carries them
+            hashes = np.frombuffer(hashes, dtype=HASH_DTYPE)
         deduped = dedup_document(doc, self.duplicates, hashes)
         if not deduped["nlines"]:
             return Drop(DROP_EMPTY_AFTER_DEDUP)
@@ -74,12 +81,15 @@ class IdentifyLanguage:
     def __init__(self, identifier: Any, threshold: float) -> None:
         self.identifier = identifier  # pipeline.ccnet.language_id.LanguageIdentifier
         self.threshold = threshold
+        self.model_time = ModelTime()  # the predict calls (with their newline removal and rounding)
 
     def load(self) -> None:
         _ = self.identifier.model
 
     def __call__(self, doc: Document) -> StepResult:
+        started = perf_counter()
         language, score = self.identifier.predict(doc["raw_content"])
+        self.model_time.add("fasttext_lid", perf_counter() - started)
         if below_threshold(language, score, self.threshold):
             return Drop(DROP_LOW_SCORE)
         doc["language"] = language
@@ -111,6 +121,7 @@ class Perplexity:
     def __init__(self, models: Any | None, languages: Collection[str] | None) -> None:
         self.models = models  # pipeline.ccnet.perplexity.LanguageModels, or None: no models dir
         self.languages = languages
+        self.model_time = ModelTime()  # the SentencePiece and KenLM calls
 
     def load(self) -> None:
         """Load the kept languages' models now (DoFn.setup), not in the first shard."""
@@ -123,7 +134,9 @@ class Perplexity:
 
     def __call__(self, doc: Document) -> StepResult:
         language = doc.get("language")
-        doc["perplexity"] = None if self.models is None else self.models.perplexity(doc["raw_content"], language)
+        doc["perplexity"] = (
+            None if self.models is None else self.models.perplexity(doc["raw_content"], language, self.model_time)
+        )
         return doc
 
 

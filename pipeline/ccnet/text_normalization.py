@@ -74,6 +74,10 @@ def _replace_punct(match: re.Match[str]) -> str:
     return UNICODE_PUNCT[match.group()]
 
 
+def _replace_punct_or_remove(match: re.Match[str]) -> str:
+    return UNICODE_PUNCT.get(match.group(), "")
+
+
 def _strip_accents_run(match: re.Match[str]) -> str:
     nfd = unicodedata.normalize("NFD", match.group())
     return "".join(c for c in nfd if unicodedata.category(c) != "Mn")
@@ -104,9 +108,11 @@ def normalize(line: str, accent: bool = True, case: bool = True, numbers: bool =
     if numbers:
         line = DIGIT_RE.sub("0", line)
     if punct == 1:
-        line = UNICODE_PUNCT_RE.sub(_replace_punct, line)
-    elif punct == 2:
-        line = UNICODE_PUNCT_RE.sub("", line)
+        # cc_net replaces the punctuation, then removes the control characters: the two sets are
+        # disjoint and no replacement holds a control character, so one pass does both
+        return PUNCT_OR_NON_PRINTING_CHARS_RE.sub(_replace_punct_or_remove, line)
+    if punct == 2:
+        return PUNCT_OR_NON_PRINTING_CHARS_RE.sub("", line)
     return NON_PRINTING_CHARS_RE.sub("", line)
 
 

@@ -22,6 +22,7 @@ BEAM_OPTIONS = True  # Beam's own pipeline options pass through (engine beam), a
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from dedup.exact import DEFAULT_ERROR_RATE, DEFAULT_GROWTH, DEFAULT_PARTITIONS
+    from pipeline.transforms.runner import add_runner_profile_argument
 
     parser.add_argument("inputs", nargs="+", metavar="IN", help="pipeline output dir(s) or documents dir(s)")
     parser.add_argument("--state", default=None, help="state dir (any URI) holding the Bloom partitions")
@@ -41,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="beam: the Beam pipeline (default); local: the same logic in one process")
     parser.add_argument("--allow-seen-snapshots", action="store_true",
                         help="process snapshots the state already holds (their documents will all be flagged)")
+    add_runner_profile_argument(parser)
     parser.epilog = ("Beam pipeline options pass through (engine beam), e.g. --runner=DirectRunner "
                      "--direct_num_workers=2 --direct_running_mode=multi_processing.")
 
@@ -107,11 +109,13 @@ def run(args: argparse.Namespace) -> dict:
     """Run exact dedup as the command line describes; returns the summary (also printed)."""
     import logging
 
-    from dedup.exact import DEFAULT_GROWTH, ExactDedupState, refuse_seen_snapshots
+    from dedup.exact import DEFAULT_GROWTH, FLAGS_DATASET, ExactDedupState, refuse_seen_snapshots
     from pipeline.dataset.layout import document_files, refuse_output_inside_documents
+    from pipeline.progress import watch_outputs
     from pipeline.transforms.exact_dedup import run_exact_dedup_beam
+    from pipeline.transforms.runner import command_beam_args
 
-    beam_args = list(getattr(args, "beam_args", None) or [])
+    beam_args = command_beam_args(args)  # --runner-profile's options, then the command line's
     if beam_args and args.engine == "local":
         raise ValueError(f"Beam pipeline options ({' '.join(beam_args)}) apply to --engine beam, not local")
     files = document_files(args.inputs)
@@ -127,10 +131,11 @@ def run(args: argparse.Namespace) -> dict:
         "exact dedup: %d files, %d partitions x capacity %d, p=%s", len(files), state.num_partitions,
         state.capacity_per_partition, state.error_rate,
     )
-    if args.engine == "local":
-        summary = _run_local(files, state, out)
-    else:
-        summary = run_exact_dedup_beam(files, state, out, beam_args)
+    with watch_outputs(out, f"{FLAGS_DATASET}/**/*.parquet", len(files), "files", desc="dedup exact"):
+        if args.engine == "local":
+            summary = _run_local(files, state, out)
+        else:
+            summary = run_exact_dedup_beam(files, state, out, beam_args)
     print_summary(summary, out)
     return summary
 

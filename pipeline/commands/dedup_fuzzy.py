@@ -14,6 +14,8 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from pipeline.transforms.runner import add_runner_profile_argument
+
     parser.add_argument("input", metavar="IN", help="output dir of `rpv2 run` (holding documents/) or that documents/ dir")
     parser.add_argument(
         "--threshold", default="0.8", help="Jaccard threshold: 0.7, 0.8, 0.9 or 1.0 (RPv2's band layouts; default 0.8)"
@@ -30,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="beam: star rounds per pipeline (default 4, as rpv2 run)")
     parser.add_argument("--max-rounds", type=int, default=None,
                         help="beam: give up after this many rounds (default 64)")
+    add_runner_profile_argument(parser)
     parser.epilog = ("Beam pipeline options pass through (engine beam), e.g. --runner=DirectRunner "
                      "--direct_num_workers=2 --direct_running_mode=multi_processing.")
 
@@ -37,7 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from dedup.lsh import parse_threshold
     from pipeline.dataset.layout import refuse_output_inside_documents
+    from pipeline.progress import watch_document_files
     from pipeline.transforms.fuzzy_dedup import output_root, run_beam, run_local
+    from pipeline.transforms.runner import command_beam_args
 
     try:
         threshold = parse_threshold(args.threshold)
@@ -50,18 +55,24 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"rpv2 dedup fuzzy: error: {exc}", file=sys.stderr)
         return 2
-    beam_args = list(getattr(args, "beam_args", None) or [])
+    try:
+        beam_args = command_beam_args(args)  # --runner-profile's options, then the command line's
+    except ValueError as exc:
+        print(f"rpv2 dedup fuzzy: error: {exc}", file=sys.stderr)
+        return 2
     if beam_args and args.engine == "local":
         print(f"rpv2 dedup fuzzy: error: Beam pipeline options ({' '.join(beam_args)}) apply to --engine beam, "
               "not local", file=sys.stderr)
         return 2
     try:
-        if args.engine == "local":
-            counters = run_local(args.input, out_dir, threshold)
-        else:
-            rounds = {"rounds_per_pass": args.rounds_per_pass, "max_rounds": args.max_rounds}
-            counters = run_beam(args.input, out_dir, threshold, beam_args,
-                                **{name: value for name, value in rounds.items() if value is not None})
+        with watch_document_files(args.input, output_root(out_dir, threshold), "documents/**/*.parquet",
+                                  desc="dedup fuzzy"):
+            if args.engine == "local":
+                counters = run_local(args.input, out_dir, threshold)
+            else:
+                rounds = {"rounds_per_pass": args.rounds_per_pass, "max_rounds": args.max_rounds}
+                counters = run_beam(args.input, out_dir, threshold, beam_args,
+                                    **{name: value for name, value in rounds.items() if value is not None})
     except (FileNotFoundError, RuntimeError) as exc:
         log.error("fuzzy dedup failed: %s", exc)
         return 1

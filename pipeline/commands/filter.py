@@ -7,7 +7,9 @@
 every column, to ``DIR/documents/`` in the same hive layout, ``DIR/_filter_report.json``, and prints
 per rule the documents it dropped first, the documents it fails alone, and the null outcomes (which do
 not drop): read = kept + sum(dropped first). Recipe syntax: pipeline/filter/recipe.py (rules) and
-pipeline/filter/grammar.py (expressions).
+pipeline/filter/grammar.py (expressions). A recipe may end with ``resample: {weight, k | fraction, seed}``
+(pipeline/filter/resample.py): a draw without replacement, in proportion to exp(weight), of the documents
+the rules keep; its drops are the report's rows ``resample_null_weight`` and ``resample_not_selected``.
 
 A Beam pipeline (pipeline/transforms/filter.py), one source file per unit of work: Beam's own options
 pass through (``args.beam_args``, e.g. ``--runner=DataflowRunner``, ``--direct_num_workers=2``). IN and
@@ -23,10 +25,15 @@ HELP = "filter documents with a YAML recipe of rules over signals, CCNet fields 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from pipeline.transforms.runner import add_runner_profile_argument
+
     parser.add_argument("input", metavar="IN", help="output dir of `rpv2 run` (or its documents/)")
-    parser.add_argument("--recipe", required=True, help="recipe YAML (e.g. configs/recipes/gopher.yaml)")
+    parser.add_argument("--recipe", required=True,
+                        help="recipe YAML: rules, then optionally resample: {weight, k | fraction, seed} "
+                             "(e.g. configs/recipes/gopher.yaml, configs/recipes/rpv2_importance_resample.yaml)")
     parser.add_argument("--output", required=True,
                         help="directory (local path or URI, outside IN) for the kept documents and report")
+    add_runner_profile_argument(parser)
     parser.epilog = (
         "Beam pipeline options pass through, e.g. --runner=DataflowRunner, --direct_num_workers=2, "
         "--direct_running_mode=multi_processing."
@@ -34,15 +41,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from pipeline.config import ConfigError
     from pipeline.filter.grammar import RecipeError
     from pipeline.filter.recipe import load_recipe
     from pipeline.io.uris import OutputInsideInputError
+    from pipeline.progress import watch_document_files
     from pipeline.transforms.filter import report_uri, run_filter
+    from pipeline.transforms.runner import command_beam_args
 
     try:
         recipe = load_recipe(args.recipe)
-        report, _ = run_filter(args.input, args.output, recipe, list(getattr(args, "beam_args", None) or []))
-    except (RecipeError, FileNotFoundError, OutputInsideInputError) as exc:
+        with watch_document_files(args.input, args.output, "documents/**/*.parquet", desc="filter"):
+            report, _ = run_filter(args.input, args.output, recipe, command_beam_args(args))
+    except (RecipeError, FileNotFoundError, OutputInsideInputError, ConfigError) as exc:
         print(f"rpv2 filter: error: {exc}")
         return 2
     print(report.table())

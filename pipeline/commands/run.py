@@ -36,6 +36,8 @@ _FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--models-dir", "models_dir", {"help": "directory of {lang}.sp.model + {lang}.arpa.bin"}),
     ("--cutoffs", "cutoffs", {"help": "per-language perplexity cutoffs file (default: CCNet's)"}),
     ("--artifacts", "artifacts", {"help": "RPv2 artifacts dir (word lists, classifiers, DSIR) for the quality signals"}),
+    ("--contamination", "contamination",
+     {"help": "benchmark n-gram index (rpv2 contamination build; path or URI): adds contam_* columns"}),
     ("--work-dir", "work_dir", {"help": "local scratch directory for shard spools"}),
     ("--exact-dedup-state", "exact_dedup_state",
      {"help": "then exact-dedup the files written, with this Bloom-filter state dir (as rpv2 dedup exact)"}),
@@ -46,9 +48,9 @@ _FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML run configuration (keys as configs/default.yaml)")
-    parser.add_argument(
-        "--runner-profile", help="Beam runner profile: configs/runners/NAME.yaml (dataflow, flink, spark)"
-    )
+    from pipeline.transforms.runner import add_runner_profile_argument
+
+    add_runner_profile_argument(parser)  # for `rpv2 run` the profile's other keys are run settings too
     for flag, dest, kwargs in _FLAGS:
         parser.add_argument(flag, dest=dest, default=None, **kwargs)
     parser.add_argument(
@@ -112,6 +114,19 @@ def print_dedup(summary: dict[str, Any], output: str) -> None:
         logger.debug("fuzzy dedup counters: %s", counters)
 
 
+def finished_shards(output: str, snapshot: str, planned: list[int]) -> Any:
+    """The progress count of a run: the planned shards whose completion record
+    (``<out>/_shards/<snap>/<shard>.json``, pipeline.dataset.completion) is published, the last thing a
+    shard writes; resumed shards count as done from the start."""
+    from pipeline.dataset.completion import SHARDS_DIR
+    from pipeline.dataset.ids import short_snapshot
+    from pipeline.progress import count_files
+
+    names = {f"{shard:04d}.json" for shard in planned}
+    return count_files(f"{output.rstrip('/')}/{SHARDS_DIR}/{short_snapshot(snapshot)}", "*.json",
+                       keep=lambda path: path.rsplit("/", 1)[-1] in names)
+
+
 def main(args: argparse.Namespace) -> int:
     from pipeline.config import ConfigError, load_config
     from pipeline.preflight import check_run
@@ -138,20 +153,27 @@ def main(args: argparse.Namespace) -> int:
                 runner_profile=args.runner_profile,
             )
         config = check_run(config, getattr(args, "beam_args", None) or ())  # every check before any work
+        if config.contamination:
+            from pipeline.contamination.index import check_index_uri
+
+            check_index_uri(config.contamination, config.retry)
     except ConfigError as exc:
         print(f"rpv2 run: configuration error: {exc}", file=sys.stderr)
         return 2
+    from pipeline.progress import poll_interval, watch
     from pipeline.sources.listing import ListingError, parse_shard_spec
     from pipeline.transforms.fuzzy_dedup import FuzzyDedupError
 
     try:
-        parse_shard_spec(config.shards, config.num_shards)
+        planned = parse_shard_spec(config.shards, config.num_shards)
     except ValueError as exc:
         print(f"rpv2 run: configuration error: shards: {exc}", file=sys.stderr)
         return 2
     try:
-        summary = run_pipeline(config, beam_args=list(getattr(args, "beam_args", []) or []), sample=sample,
-                               force=bool(getattr(args, "force", False)))
+        with watch(finished_shards(config.output, config.snapshot, planned), len(planned), "shards", desc="run",
+                   poll=poll_interval(config.output)):
+            summary = run_pipeline(config, beam_args=list(getattr(args, "beam_args", []) or []), sample=sample,
+                                   force=bool(getattr(args, "force", False)))
     except RunSetupError as exc:
         print(f"rpv2 run: {exc}", file=sys.stderr)
         return 2

@@ -60,11 +60,15 @@ def rpv2_path(shard: ShardFile, kind: str) -> str:
 
 def signal_layout(names: Sequence[str]) -> tuple[list[str], list[str], list[float]]:
     """(document-level signals, line-level signals, MinHash thresholds) present among column ``names``,
-    signals in RPv2's emit order (signals.registry.SIGNAL_NAMES)."""
+    signals in RPv2's emit order (signals.registry.SIGNAL_NAMES), then rpv2's own document-level
+    annotations (the ``contam_*`` columns of the contamination step, in column order) so an export
+    loses none of them; RPv2's readers ignore names they do not know."""
+    from signals.contamination import FRAC_PREFIX
     from signals.registry import LINE_LEVEL, SIGNAL_NAMES
 
     present = set(names)
     doc = [n for n in SIGNAL_NAMES if n in present and n not in LINE_LEVEL]
+    doc += [n for n in names if n.startswith(FRAC_PREFIX)]
     line = [n for n in SIGNAL_NAMES if n in present and n in LINE_LEVEL]
     thresholds = [t for n in names if (t := signature_threshold(n)) is not None]
     return doc, line, thresholds
@@ -93,7 +97,8 @@ def quality_signals(
     spans = row.get("line_spans") or []
     doc_set, line_set = set(doc_signals), set(line_signals)
     out: dict[str, list[list[Any]]] = {}
-    for name in SIGNAL_NAMES:
+    own = [n for n in doc_signals if n not in SIGNAL_NAMES]  # rpv2's annotations, after RPv2's signals
+    for name in (*SIGNAL_NAMES, *own):
         if name in doc_set:
             out[name] = [[0, length, _typed(name, row.get(name), INT_SIGNALS)]]
         elif name in line_set:

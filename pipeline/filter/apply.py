@@ -7,6 +7,12 @@ local, gs://, s3://) and counts what happened (null outcomes as the grammar defi
 ``null``). :func:`filter_file` handles one file and returns its :class:`FilterReport`; reports of files
 add up (:func:`sum_reports`). The Beam pipeline that applies it to every file of a dataset, one file per
 unit of work, is pipeline/transforms/filter.py.
+
+A recipe's resample (pipeline/filter/resample.py) needs the whole dataset before any file is written:
+:func:`resample_scan` gives a file's count of weighed documents and its top-k candidates, the pipeline
+merges them into one cutoff candidate, and :func:`filter_file` then keeps the rule-kept documents whose
+candidate reaches it. Its two drop reasons are reported as the last two "rules" (``resample_null_weight``,
+``resample_not_selected``), so read = kept + sum(dropped first) still holds, row by row of the report.
 """
 
 from __future__ import annotations
@@ -18,6 +24,14 @@ from typing import Any
 from pipeline.dataset.layout import ShardFile
 from pipeline.filter.grammar import RecipeError, column_kinds
 from pipeline.filter.recipe import DEDUP_EXACT_FLAG, Recipe, Rule, fuzzy_threshold, is_dedup_flag
+from pipeline.filter.resample import (
+    DROP_REASONS,
+    NOT_SELECTED,
+    NULL_WEIGHT,
+    Candidate,
+    is_selected,
+    push_bounded,
+)
 
 BATCH_ROWS = 2000  # rows read, evaluated and written at a time: a file is never held whole
 
@@ -25,6 +39,19 @@ BATCH_ROWS = 2000  # rows read, evaluated and written at a time: a file is never
 def rule_outcomes(rules: Sequence[Rule], row: Mapping[str, Any]) -> list[bool | None]:
     """Every rule's outcome for one document; it is kept when none is False."""
     return [rule.keeps(row) for rule in rules]
+
+
+def stage_names(recipe: Recipe) -> list[str]:
+    """The report's rows: the rules, then the resample's drop reasons when the recipe resamples."""
+    return [rule.name for rule in recipe.rules] + (list(DROP_REASONS) if recipe.resample else [])
+
+
+def resample_drop(recipe: Recipe, row: Mapping[str, Any], cutoff: Candidate | None) -> str | None:
+    """Why the resample drops a document the rules keep (None: it is drawn)."""
+    candidate = recipe.resample.candidate(row)
+    if candidate is None:
+        return NULL_WEIGHT
+    return None if is_selected(candidate, cutoff) else NOT_SELECTED
 
 
 @dataclass
@@ -50,13 +77,14 @@ class FilterReport:
     errors: list[str] | None = None
 
     def __post_init__(self) -> None:
-        self.rule_counts = self.rule_counts or {rule.name: RuleCounts() for rule in self.recipe.rules}
+        self.rule_counts = self.rule_counts or {name: RuleCounts() for name in stage_names(self.recipe)}
         self.by_partition = self.by_partition or {}
         self.counts = self.counts or {}
         self.errors = self.errors or []
 
-    def add(self, outcomes: Sequence[bool | None], partition: str) -> bool:
-        """Count one document's rule outcomes; returns whether it is kept."""
+    def add(self, outcomes: Sequence[bool | None], partition: str, dropped_after_rules: str | None = None) -> bool:
+        """Count one document's rule outcomes, and the reason the resample dropped it if the rules keep it
+        (``dropped_after_rules``); returns whether it is kept."""
         self.read += 1
         first_failed = True
         for rule, outcome in zip(self.recipe.rules, outcomes, strict=True):
@@ -69,6 +97,11 @@ class FilterReport:
                     counts.dropped_first += 1
                     first_failed = False
         kept = first_failed
+        if kept and dropped_after_rules is not None:
+            counts = self.rule_counts[dropped_after_rules]
+            counts.dropped_first += 1
+            counts.dropped_alone += 1  # the resample weighs only what the rules keep: first and alone agree
+            kept = False
         part = self.by_partition.setdefault(partition, {"read": 0, "kept": 0})
         part["read"] += 1
         if kept:
@@ -115,15 +148,20 @@ class FilterReport:
         ``null_<rule>``; then documents, files and the counts by reason."""
         values = {"documents_read": self.read, "documents_kept": self.kept,
                   "files_read": self.files_read, "files_written": self.files_written}
-        for rule in self.recipe.rules:
-            c = self.rule_counts[rule.name]
-            values |= {f"dropped_{rule.name}": c.dropped_first, f"fails_{rule.name}": c.dropped_alone,
-                       f"null_{rule.name}": c.null}
+        for name in stage_names(self.recipe):
+            c = self.rule_counts[name]
+            values |= {f"dropped_{name}": c.dropped_first, f"fails_{name}": c.dropped_alone,
+                       f"null_{name}": c.null}
         return values | self.counts
 
     def as_dict(self) -> dict[str, Any]:
         """The report as ``_filter_report.json`` holds it (errors in path order: the same bytes for any
         order in which files were reported)."""
+        resample = self.recipe.resample
+        exprs = {rule.name: rule.expr for rule in self.recipe.rules}
+        if resample is not None:
+            exprs[NULL_WEIGHT] = f"resample: weight {resample.weight!r} is null"
+            exprs[NOT_SELECTED] = f"resample: not among the top k of weight + Gumbel noise (seed {resample.seed})"
         return {
             "recipe": {"name": self.recipe.name, "description": self.recipe.description, "source": self.recipe.source},
             "read": self.read,
@@ -131,9 +169,10 @@ class FilterReport:
             "dropped": self.read - self.kept,
             "read_equals_kept_plus_dropped_first": self.identity_holds,
             "null_semantics": "a rule whose value is null does not drop the document (counted as null)",
+            **({"resample": resample.describe()} if resample is not None else {}),
             "rules": [
-                {"name": rule.name, "expr": rule.expr, **vars(self.rule_counts[rule.name])}
-                for rule in self.recipe.rules
+                {"name": name, "expr": exprs[name], **vars(self.rule_counts[name])}
+                for name in stage_names(self.recipe)
             ],
             "files_read": self.files_read,
             "files_written": self.files_written,
@@ -160,18 +199,22 @@ class FilterReport:
 
     def table(self) -> str:
         """The printed per-rule table: read = kept + Σ dropped (first failing rule)."""
-        width = max([len("kept"), *(len(rule.name) for rule in self.recipe.rules)]) + 2
+        names = stage_names(self.recipe)
+        width = max([len("kept"), *(len(name) for name in names)]) + 2
         lines = [
             f"filter recipe {self.recipe.name}: {self.read} documents read from {self.files_read} files",
             f"  {'rule':<{width}}{'dropped (first)':>16}{'fails (alone)':>15}{'null (kept)':>13}",
         ]
-        for rule in self.recipe.rules:
-            c = self.rule_counts[rule.name]
-            lines.append(f"  {rule.name:<{width}}{c.dropped_first:>16}{c.dropped_alone:>15}{c.null:>13}")
+        for name in names:
+            c = self.rule_counts[name]
+            lines.append(f"  {name:<{width}}{c.dropped_first:>16}{c.dropped_alone:>15}{c.null:>13}")
         lines.append(f"  {'kept':<{width}}{self.kept:>16}")
         lines.append(f"  {'read':<{width}}{self.read:>16}")
         verdict = "ok" if self.identity_holds else "MISMATCH"
         lines.append(f"read == kept + sum(dropped first): {verdict}")
+        if self.recipe.resample is not None:
+            spec = ", ".join(f"{key}: {value}" for key, value in self.recipe.resample.describe().items())
+            lines.append(f"  resample ({spec}): {self.kept} drawn")
         for key, value in sorted(self.counts.items()):
             lines.append(f"  {key}: {value}")
         return "\n".join(lines)
@@ -265,32 +308,86 @@ def sibling_flags(
     return out
 
 
+def _rows(
+    batch: Any, recipe: Recipe, from_path: Mapping[str, str], flags: Mapping[str, dict | None]
+) -> Iterator[dict[str, Any]]:
+    """The rows of one batch as the rules and the resample weight see them: the columns they read, the
+    partition values of the file's path (``from_path``) and the dedup ``flags`` by id."""
+    needed = sorted((recipe.read_columns - set(flags) - set(from_path)) | {"id"})
+    for row in batch.select(needed).to_pylist():
+        row.update(from_path)
+        for name, table in flags.items():
+            row[name] = None if table is None else table.get(row["id"])
+        yield row
+
+
 def kept_batches(
     parquet: Any, recipe: Recipe, from_path: Mapping[str, str], flags: Mapping[str, dict | None],
-    report: FilterReport, partition: str,
+    report: FilterReport, partition: str, cutoff: Candidate | None = None,
 ) -> Iterator[Any]:
     """The kept rows of an open documents file (every column, in order), batch by batch; every document
-    read is counted in ``report``. Rules see the file's columns, the partition values of its path
-    (``from_path``) and the dedup ``flags`` by id."""
+    read is counted in ``report``. When the recipe resamples, a document the rules keep is kept only if
+    its candidate reaches the dataset's ``cutoff`` (:func:`pipeline.filter.resample.threshold`)."""
     import pyarrow as pa
 
-    needed = sorted((recipe.columns - set(flags) - set(from_path)) | {"id"})
     for batch in parquet.iter_batches(batch_size=BATCH_ROWS, use_threads=False):
         mask = []
-        for row in batch.select(needed).to_pylist():
-            row.update(from_path)
-            for name, table in flags.items():
-                row[name] = None if table is None else table.get(row["id"])
-            mask.append(report.add(rule_outcomes(recipe.rules, row), partition))
+        for row in _rows(batch, recipe, from_path, flags):
+            outcomes = rule_outcomes(recipe.rules, row)
+            late = None
+            if recipe.resample is not None and False not in outcomes:
+                late = resample_drop(recipe, row, cutoff)
+            mask.append(report.add(outcomes, partition, late))
         kept = batch.filter(pa.array(mask, type=pa.bool_()))
         if kept.num_rows:
             yield kept
 
 
-def filter_file(path: str, root: str, output: str, recipe: Recipe) -> FilterReport:
+def resample_scan(path: str, root: str, recipe: Recipe, k: int | None) -> tuple[int, list[Candidate]]:
+    """For a recipe that resamples: how many documents of one file the rules keep and the weight can weigh,
+    and (``k`` given) their top-k candidates, largest first. A file :func:`filter_file` would skip (outside
+    the layout, unreadable, not fitting the recipe) gives (0, []): it offers no document to the draw, and
+    the writing pass counts it. Reads only the columns the rules and the weight need."""
+    import pyarrow.parquet as pq
+    from apache_beam.io.filesystems import FileSystems
+
+    from pipeline.dataset.layout import from_path, partition_values
+
+    shard = from_path(path)
+    if shard is None or recipe.resample is None:
+        return 0, []
+    try:
+        with FileSystems.open(path, compression_type="uncompressed") as handle:
+            parquet = pq.ParquetFile(handle, pre_buffer=False)
+            schema = parquet.schema_arrow
+            recipe.check(column_kinds(_with_partition_columns(schema)))
+            path_values = {k: v for k, v in partition_values(path).items() if k not in schema.names}
+            flag_names = sorted(n for n in recipe.columns if is_dedup_flag(n))
+            flags = sibling_flags(root, shard, flag_names, FilterReport(recipe))
+            columns = sorted((recipe.read_columns - set(flags) - set(path_values)) | {"id"})
+            eligible = 0
+            heap: list[Candidate] = []  # the file's top k so far
+            for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns, use_threads=False):
+                for row in _rows(batch, recipe, path_values, flags):
+                    if False in rule_outcomes(recipe.rules, row):
+                        continue
+                    candidate = recipe.resample.candidate(row)
+                    if candidate is not None:
+                        eligible += 1
+                        if k is not None:
+                            push_bounded(heap, candidate, k)
+    except (RecipeError, OSError, ValueError, KeyError, TypeError):  # as filter_file: the file is skipped
+        return 0, []
+    return eligible, sorted(heap, reverse=True)
+
+
+def filter_file(
+    path: str, root: str, output: str, recipe: Recipe, cutoff: Candidate | None = None
+) -> FilterReport:
     """Apply ``recipe`` to one documents file of the run at ``root`` and publish its kept rows, every
     column and in order, to the same path under ``<output>/documents/`` (atomically; a file with no kept
     row is not written, and one an earlier filter left there is removed). Returns this file's report.
+    A recipe that resamples keeps the documents whose candidate reaches ``cutoff`` (None: none).
 
     A file outside the layout, unreadable, or whose columns do not fit the recipe is skipped: counted by
     reason (``files_outside_layout``, ``unreadable_files``, ``files_not_fitting_recipe``) and listed in
@@ -318,7 +415,7 @@ def filter_file(path: str, root: str, output: str, recipe: Recipe) -> FilterRepo
             from_path_values = {k: v for k, v in partition_values(path).items() if k not in schema.names}
             flags = sibling_flags(root, shard, sorted(n for n in recipe.columns if is_dedup_flag(n)), report)
             partition = f"{shard.snapshot}/{shard.language}/{shard.bucket}"
-            batches = kept_batches(parquet, recipe, from_path_values, flags, report, partition)
+            batches = kept_batches(parquet, recipe, from_path_values, flags, report, partition, cutoff)
             first = next(batches, None)
             if first is None:
                 if FileSystems.exists(destination):

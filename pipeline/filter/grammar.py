@@ -468,6 +468,13 @@ def check_expression(node: Any, kinds: ColumnKinds) -> None:
         raise RecipeError("a rule must be a condition (a comparison, 'in', a flag, and/or/not)")
 
 
+def check_number(node: Any, kinds: ColumnKinds) -> None:
+    """Raise :class:`RecipeError` unless ``node`` is a number over known numeric columns (a resample
+    weight: pipeline/filter/resample.py)."""
+    if _kind(node, kinds) != "num":
+        raise RecipeError("must be a number (a numeric column or arithmetic over them), not a condition or a string")
+
+
 def column_kinds(schema) -> dict[str, str]:
     """The kinds of a documents Parquet schema's columns, plus the dedup flags (always booleans)."""
     import pyarrow as pa

@@ -13,8 +13,9 @@ reviewed, versioned in configs/recipes/ and counted rule by rule::
         op: "<="
         value: 0.1
 
-The expression language and its null semantics are pipeline/filter/grammar.py's; applying a recipe to a
-dataset is pipeline/filter/apply.py. The dedup flags' names live here because a recipe decides which
+A recipe may end with an importance resample of the documents its rules keep (``resample: {weight,
+k | fraction, seed}``, pipeline/filter/resample.py). The expression language and its null semantics are
+pipeline/filter/grammar.py's; applying a recipe to a dataset is pipeline/filter/apply.py. The dedup flags' names live here because a recipe decides which
 sibling datasets (``is_duplicate_exact/``, ``clusters_sim<t>/documents/``) it needs.
 """
 
@@ -37,6 +38,7 @@ from pipeline.filter.grammar import (
     evaluate,
     parse_expression,
 )
+from pipeline.filter.resample import DROP_REASONS, Resample, parse_resample
 from pipeline.io.yaml_checks import yaml_alias_problem
 
 DEDUP_EXACT_FLAG = "is_duplicate_exact"
@@ -76,13 +78,21 @@ class Recipe:
     description: str
     rules: tuple[Rule, ...]
     source: str = ""
+    resample: Resample | None = None
 
     @property
     def columns(self) -> set[str]:
+        """The columns the rules read."""
         return set().union(*(column_refs(rule.tree) for rule in self.rules)) if self.rules else set()
 
+    @property
+    def read_columns(self) -> set[str]:
+        """The columns the rules and the resample weight read."""
+        return self.columns | (self.resample.columns if self.resample else set())
+
     def check(self, kinds: ColumnKinds) -> None:
-        """Validate every rule against the dataset's columns (dedup flags count as known booleans)."""
+        """Validate every rule, and the resample weight, against the dataset's columns (dedup flags count
+        as known booleans)."""
         known = dict(kinds)
         known.update({name: "bool" for name in self.columns if is_dedup_flag(name)})
         for rule in self.rules:
@@ -90,6 +100,11 @@ class Recipe:
                 check_expression(rule.tree, known)
             except RecipeError as exc:
                 raise RecipeError(f"{self.source or self.name}: rule {rule.name!r}: {exc}") from None
+        if self.resample is not None:
+            try:
+                self.resample.check(kinds)
+            except RecipeError as exc:
+                raise RecipeError(f"{self.source or self.name}: resample: {exc}") from None
 
 
 def _render_value(value: Any) -> str:
@@ -154,11 +169,11 @@ def parse_rule(spec: Any, index: int) -> Rule:
 
 
 def parse_recipe(data: Any, source: str = "") -> Recipe:
-    """A recipe from its parsed YAML: ``{name, description?, rules: [...]}``."""
+    """A recipe from its parsed YAML: ``{name, description?, rules: [...], resample?: {...}}``."""
     where = source or "recipe"
     if not isinstance(data, Mapping):
         raise RecipeError(f"{where}: must be a mapping with 'name' and 'rules'")
-    unknown = set(data) - {"name", "description", "rules"}
+    unknown = set(data) - {"name", "description", "rules", "resample"}
     if unknown:
         raise RecipeError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
     rules_spec = data.get("rules")
@@ -173,8 +188,18 @@ def parse_recipe(data: Any, source: str = "") -> Recipe:
         if rule.name in seen:
             raise RecipeError(f"{where}: rule {rule.name!r}: duplicate rule name")
         seen.add(rule.name)
+    resample = None
+    if "resample" in data:
+        try:
+            resample = parse_resample(data["resample"])
+        except RecipeError as exc:
+            raise RecipeError(f"{where}: resample: {exc}") from None
+        for rule in rules:  # the report and the counters name the resample's drops like rules
+            if rule.name in DROP_REASONS:
+                raise RecipeError(f"{where}: rule {rule.name!r}: this name is the resample's drop reason")
     name = data.get("name") or (Path(source).stem if source else "recipe")
-    return Recipe(name=str(name), description=str(data.get("description") or ""), rules=rules, source=where)
+    return Recipe(name=str(name), description=str(data.get("description") or ""), rules=rules, source=where,
+                  resample=resample)
 
 
 def load_recipe(path: str | Path) -> Recipe:

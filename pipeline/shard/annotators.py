@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from pipeline.ccnet.model_time import ModelTime
+
 VIEW = "_view"  # the per-document dict of shared views; never written
 
 
@@ -86,6 +88,7 @@ class SignalsAnnotator(Annotator):
         self.doc_signals = tuple(DOC_LEVEL)
         self.line_signals = tuple(LINE_LEVEL)
         self._reported: dict[str, int] = {}
+        self.model_time = time_model_scorers(self.signals)
 
     def annotate(self, record: Mapping[str, Any], view: dict[str, Any]) -> Mapping[str, Any]:
         from pipeline.dataset.schema import signal_columns
@@ -103,6 +106,18 @@ class SignalsAnnotator(Annotator):
         delta = {k: v - self._reported.get(k, 0) for k, v in totals.items() if v != self._reported.get(k, 0)}
         self._reported = totals
         return {f"signal_artifact_missing_{k.replace('/', '_')}": v for k, v in sorted(delta.items())}
+
+
+def time_model_scorers(signals: Any) -> ModelTime:
+    """A ModelTime that the model-based scorers of ``signals`` (a signals.registry.QualitySignals) add
+    their seconds to: the fastText quality classifiers' and the DSIR importance weights' ``score`` of
+    each document, wrapped on the instances (signals/ stays free of the pipeline's accounting)."""
+    model_time = ModelTime()
+    for model, attribute in (("classifiers", "classifiers"), ("dsir", "importance")):
+        scorer = getattr(signals, attribute, None)
+        if scorer is not None:
+            scorer.score = model_time.timed(model, scorer.score)
+    return model_time
 
 
 class MinHashAnnotator(Annotator):

@@ -40,6 +40,7 @@ REQUIRES: dict[str, tuple[str, ...]] = {
     "bucket": ("perplexity",),
     "signals": ("lid",),
     "minhash": (READ,),
+    "contamination": (READ,),  # benchmark n-gram overlap (pipeline/contamination); optional, after signals
 }
 KNOWN_STEPS = tuple(REQUIRES)
 # the output is partitioned by language, so a run always identifies it
@@ -82,10 +83,12 @@ class ModelSources:
     lid_model: RemoteFile | None = None
     models_dir: RemoteDir | None = None  # the kept languages' {lang}.sp.model + {lang}.arpa.bin
     artifacts: RemoteDir | None = None  # the signals' files for the kept languages
+    contamination: RemoteDir | None = None  # the benchmark n-gram index (rpv2 contamination build)
 
     @property
     def empty(self) -> bool:
-        return self.lid_model is None and self.models_dir is None and self.artifacts is None
+        return (self.lid_model is None and self.models_dir is None and self.artifacts is None
+                and self.contamination is None)
 
 
 def resolve_sources(
@@ -96,6 +99,7 @@ def resolve_sources(
     languages: Collection[str] | None,
     steps: Sequence[str],
     retry: RetryPolicy | None = None,
+    contamination: str | None = None,
 ) -> ModelSources:
     """The plan of the models given by URI (on the launcher; no I/O for local paths): a single file's
     sha256 from its ``.sha256`` sidecar (else it is streamed once to hash it), a directory's files from
@@ -119,7 +123,10 @@ def resolve_sources(
         from pipeline.shard.annotators import needed_artifacts
 
         arts = remote_dir(artifacts, lambda manifest: needed_artifacts(manifest, languages), retry)
-    return ModelSources(lid_model=lid, models_dir=models, artifacts=arts)
+    index = None
+    if "contamination" in steps and contamination and is_remote(contamination):
+        index = remote_dir(contamination, None, retry)
+    return ModelSources(lid_model=lid, models_dir=models, artifacts=arts, contamination=index)
 
 
 def fetch_models(settings: Any, cache_dir: str | os.PathLike[str] | None = None) -> Any:
@@ -155,6 +162,11 @@ def fetch_models(settings: Any, cache_dir: str | os.PathLike[str] | None = None)
             changes["artifacts"] = str(fetch_tree(sources.artifacts, cache_dir, settings.retry))
         except FetchError as exc:
             raise type(exc)(exc.uri, f"signal artifact {exc.relpath}: {exc.reason}") from exc
+    if sources.contamination is not None:
+        try:
+            changes["contamination"] = str(fetch_tree(sources.contamination, cache_dir, settings.retry))
+        except FetchError as exc:
+            raise type(exc)(exc.uri, f"contamination index {exc.relpath}: {exc.reason}") from exc
     return settings.replace(**changes)
 
 
@@ -194,4 +206,21 @@ def build_steps(settings: Any, overrides: Mapping[str, Any] | None = None) -> li
             from pipeline.shard.annotators import MinHashAnnotator
 
             built.append(MinHashAnnotator())
+        elif name == "contamination":
+            from pipeline.contamination.annotator import ContaminationAnnotator
+
+            built.append(ContaminationAnnotator(settings.contamination))
     return built
+
+
+def with_contamination(steps: Sequence[str], index: str | None) -> tuple[str, ...]:
+    """The declared steps with the ``contamination`` step as the index asks: left out without an index;
+    with one and not declared, added right after ``signals`` (whose document view it reuses), else
+    last."""
+    steps = tuple(steps)
+    if not index:
+        return tuple(s for s in steps if s != "contamination")
+    if "contamination" in steps:
+        return steps
+    at = steps.index("signals") + 1 if "signals" in steps else len(steps)
+    return (*steps[:at], "contamination", *steps[at:])

@@ -45,7 +45,15 @@ from pipeline.dataset.parquet_writer import ShardParquetWriter
 from pipeline.dataset.schema import DOCUMENT_FIELDS, document_schema
 from pipeline.io.remote import RetryPolicy
 from pipeline.shard.annotators import VIEW
-from pipeline.shard.plan import LINE_DEDUP, READ, ModelSources, build_steps, fetch_models, resolve_sources
+from pipeline.shard.plan import (
+    LINE_DEDUP,
+    READ,
+    ModelSources,
+    build_steps,
+    fetch_models,
+    resolve_sources,
+    with_contamination,
+)
 from pipeline.shard.spool import DocumentSpool
 from pipeline.shard.stats import ShardStats
 
@@ -88,15 +96,17 @@ class StageSettings:
     run_digest: str
     # lid_model / models_dir / artifacts given by URI: what workers fetch (pipeline/shard/plan.py)
     sources: ModelSources = dataclasses.field(default_factory=ModelSources)
+    # the benchmark n-gram index of the contamination step (rpv2 contamination build); None: no step
+    contamination: str | None = None
 
     @classmethod
     def from_config(cls, config: RunConfig, cutoffs: Mapping[str, Any]) -> StageSettings:
         """The settings of ``config``; models given by URI are resolved to their files and sha256s here
         (manifests read; no I/O for local paths), raising pipeline.io.fetch.FetchError if they cannot be."""
-        steps = tuple(
+        steps = with_contamination(tuple(
             step for step in config.pipeline
             if not (step == "signals" and not config.signals) and not (step == "minhash" and not config.minhash)
-        )
+        ), config.contamination)
         return cls(
             output=config.output,
             input_format=config.input_format,
@@ -114,8 +124,9 @@ class StageSettings:
             run_digest="",
             sources=resolve_sources(
                 lid_model=config.lid_model, models_dir=config.models_dir, artifacts=config.artifacts,
-                languages=config.languages, steps=steps, retry=config.retry,
+                languages=config.languages, steps=steps, retry=config.retry, contamination=config.contamination,
             ),
+            contamination=config.contamination,
         )
 
     @classmethod
@@ -223,8 +234,9 @@ class ShardProcessor:
         for url in task.files:
             before = report.kept
             for doc in self.reader(url, min_len=self.settings.min_len, report=report, retry=retry):
-                if hashes is not None:  # the line hashes travel with the document to pass 2 (hashed once)
-                    doc[LINE_HASHES] = hashes.add(doc["raw_content"])
+                if hashes is not None:  # the line hashes travel with the document to pass 2 (hashed once),
+                    # as bytes: a numpy array costs ten times as much to pickle into the spool and back
+                    doc[LINE_HASHES] = hashes.add(doc["raw_content"]).tobytes()
                 if spool is None:
                     continue
                 stats.text_bytes += len(doc["raw_content"].encode("utf-8")) + len(doc.get("title", "").encode("utf-8"))
@@ -264,6 +276,8 @@ class ShardProcessor:
         as shard-record entries (path relative to the output, rows, bytes, sha256)."""
         started = time.perf_counter()
         steps = ([line_dedup] if line_dedup is not None else []) + self.steps
+        # each step once: (index, step, the columns an annotation step fills, or None for a CCNet step)
+        plan = [(index, step, getattr(step, "columns", None)) for index, step in enumerate(steps)]
         seconds = [0.0] * len(steps)
         entered = [0] * len(steps)
         write_seconds = 0.0
@@ -272,10 +286,10 @@ class ShardProcessor:
             self.settings.output, task.snapshot, task.shard, self.schema, work_dir=self.settings.work_dir
         ) as writer:
             for doc in spool:
-                for index, step in enumerate(steps):
+                for index, step, columns in plan:
                     entered[index] += 1
                     t0 = clock()
-                    result = self._apply(step, doc, stats)
+                    result = step(doc) if columns is None else self._annotate(step, columns, doc, stats)
                     seconds[index] += clock() - t0
                     if isinstance(result, Drop):
                         stats.drop(result.reason)
@@ -299,19 +313,19 @@ class ShardProcessor:
             drain = getattr(step, "drain_events", None)
             for name, count in (drain() if drain else {}).items():
                 stats.count_event(name, count)
+            model_time = getattr(step, "model_time", None)  # pipeline.ccnet.model_time.ModelTime
+            for model, model_seconds in (model_time.drain() if model_time is not None else {}).items():
+                stats.time_model(step.name, model, model_seconds)
         stats.processing_seconds += time.perf_counter() - started + stats.stage_seconds.get(READ, 0.0)
         stats.check_accounting()
         return files
 
     @staticmethod
-    def _apply(step: Any, doc: dict[str, Any], stats: ShardStats) -> Any:
-        """One step on one document. An annotation step that fails on a document (a bug meeting odd
-        input) keeps it with that step's columns null, counted and listed, so a crawl-scale run is not
-        stopped by one page and nothing goes unreported; any other step's error is a bug that stops
-        the shard."""
-        columns = getattr(step, "columns", None)
-        if columns is None:
-            return step(doc)
+    def _annotate(step: Any, columns: Sequence[str], doc: dict[str, Any], stats: ShardStats) -> Any:
+        """One annotation step (one with ``columns``) on one document. One that fails on a document (a
+        bug meeting odd input) keeps it with that step's columns null, counted and listed, so a
+        crawl-scale run is not stopped by one page and nothing goes unreported; any other step's error
+        (a CCNet step, called directly by the loop) is a bug that stops the shard."""
         try:
             return step(doc)
         except Exception as exc:  # noqa: BLE001 - reported, not swallowed

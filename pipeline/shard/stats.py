@@ -49,6 +49,10 @@ class ShardStats:
     # per declared step (and read, write): worker-seconds spent in it, and documents that entered it
     stage_seconds: dict[str, float] = field(default_factory=dict)
     stage_documents: dict[str, int] = field(default_factory=dict)
+    # of those, the seconds spent inside model libraries (pipeline/ccnet/model_time.py): per stage, and
+    # per model (fasttext_lid, sentencepiece, kenlm, classifiers, dsir); the rest is rpv2's own code
+    stage_model_seconds: dict[str, float] = field(default_factory=dict)
+    model_seconds: dict[str, float] = field(default_factory=dict)
     # final URIs of the files one shard published (for the steps chained after it); never merged
     outputs: list[str] = field(default_factory=list)
 
@@ -61,6 +65,11 @@ class ShardStats:
     def time_stage(self, name: str, documents: int, seconds: float) -> None:
         self.stage_seconds[name] = self.stage_seconds.get(name, 0.0) + seconds
         self.stage_documents[name] = self.stage_documents.get(name, 0) + documents
+
+    def time_model(self, stage: str, model: str, seconds: float) -> None:
+        """``seconds`` of stage ``stage``'s time were spent inside ``model`` (already in its stage time)."""
+        self.stage_model_seconds[stage] = self.stage_model_seconds.get(stage, 0.0) + seconds
+        self.model_seconds[model] = self.model_seconds.get(model, 0.0) + seconds
 
     def keep(self, language: str, bucket: str) -> None:
         self.documents_kept += 1
@@ -103,6 +112,11 @@ def _add_counts(into: dict[str, int], other: Mapping[str, int]) -> None:
         into[key] = into.get(key, 0) + value
 
 
+def _add_seconds(into: dict[str, float], other: Mapping[str, float]) -> None:
+    for key, value in other.items():
+        into[key] = into.get(key, 0.0) + value
+
+
 def merge_stats(parts: Iterable[ShardStats]) -> ShardStats:
     """Sum shard statistics. Deterministic whatever the order of ``parts`` (failures are sorted)."""
     total = ShardStats()
@@ -121,9 +135,10 @@ def merge_stats(parts: Iterable[ShardStats]) -> ShardStats:
         total.bytes_read += part.bytes_read
         total.text_bytes += part.text_bytes
         total.processing_seconds += part.processing_seconds
-        for name, seconds in part.stage_seconds.items():
-            total.stage_seconds[name] = total.stage_seconds.get(name, 0.0) + seconds
+        _add_seconds(total.stage_seconds, part.stage_seconds)
         _add_counts(total.stage_documents, part.stage_documents)
+        _add_seconds(total.stage_model_seconds, part.stage_model_seconds)
+        _add_seconds(total.model_seconds, part.model_seconds)
     failures.sort(key=lambda f: (str(f.get("file")), int(f.get("offset") or 0), str(f.get("reason"))))
     total.failures = failures[:MAX_LISTED_FAILURES]
     return total
@@ -154,6 +169,7 @@ def build_summary(
         "events": dict(sorted(stats.events.items())),
         "failures": {"count": stats.failures_total, "listed": stats.failures},
         "stages": stage_table(stats),
+        "time_split": time_split(stats),
         "throughput": {
             "wall_seconds": round(wall_seconds, 3),
             "worker_seconds": round(stats.processing_seconds, 3),
@@ -182,8 +198,32 @@ def stage_table(stats: ShardStats) -> dict[str, dict[str, float]]:
             "documents": stats.stage_documents.get(name, 0),
             "docs_per_second": round(stats.stage_documents.get(name, 0) / max(seconds, 1e-9), 1),
             "share": round(seconds / total, 3),
+            "model_seconds": round(stats.stage_model_seconds.get(name, 0.0), 3),
         }
         for name, seconds in ordered
+    }
+
+
+def time_split(stats: ShardStats) -> dict[str, Any]:
+    """The stages' worker-seconds split into the model libraries' calls (fastText LID, SentencePiece,
+    KenLM, and inside the signals the fastText classifiers and DSIR; per model) and rpv2's own code (the
+    rest: reading, line dedup, normalization, rule-based signals, MinHash, Parquet, the loop itself).
+    The models' share is what no change to rpv2's code can remove; the own code's is what is left to
+    win. Start-up and the runner's own overhead are outside the stages, so outside this split."""
+    from pipeline.ccnet.model_time import MODELS
+
+    total = sum(stats.stage_seconds.values())
+    models = sum(stats.model_seconds.values())
+    order = {name: index for index, name in enumerate(MODELS)}
+    return {
+        "stage_seconds": round(total, 3),
+        "model_seconds": round(models, 3),
+        "own_code_seconds": round(total - models, 3),
+        "own_code_share": round((total - models) / total, 3) if total > 0 else 0.0,
+        "by_model": {
+            name: round(seconds, 3)
+            for name, seconds in sorted(stats.model_seconds.items(), key=lambda i: (order.get(i[0], len(order)), i[0]))
+        },
     }
 
 
@@ -223,6 +263,15 @@ def format_table(summary: Mapping[str, Any]) -> str:
         lines.append(f"{'stage (worker-seconds, documents in, docs/s)':<{width}}")
         for name, stage in stages.items():
             row(f"  {name}", f"{stage['seconds']:.2f}s {stage['documents']} {stage['docs_per_second']:.0f}/s")
+    split = summary.get("time_split") or {}
+    if split.get("stage_seconds"):
+        lines.append("-" * (width + 14))
+        lines.append(f"{'time split (worker-seconds in the stages)':<{width}}")
+        own_share = split["own_code_share"]
+        row("  models", f"{split['model_seconds']:.2f}s {1 - own_share:.0%}")
+        for name, seconds in split["by_model"].items():
+            row(f"    {name}", f"{seconds:.2f}s")
+        row("  own code (rpv2)", f"{split['own_code_seconds']:.2f}s {own_share:.0%}")
     lines.append("-" * (width + 14))
     row("wall time (s)", f"{thr['wall_seconds']:.1f}")
     row("throughput (docs/s)", f"{thr['docs_per_second']:.1f}")

@@ -46,6 +46,7 @@ from dedup.exact import (
     write_shard_outputs,
 )
 from pipeline.dataset.ids import shard_id_of
+from pipeline.progress import BEAM_NAMESPACE as PROGRESS_NAMESPACE
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ class WriteShardResults(beam.DoFn):
     def process(self, element):
         shard_id, flags = element
         counts = write_shard_outputs(self.out_uri, shard_id, flags)
+        Metrics.counter(PROGRESS_NAMESPACE, "files_done").inc()  # units done, as the command's progress
         self.documents.inc(counts["documents"])
         self.duplicates.inc(counts["duplicates"])
         yield counts

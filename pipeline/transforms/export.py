@@ -1,5 +1,5 @@
-"""`rpv2 export --format rpv2` on Beam: every documents file of a run in RPv2's release layout, one file
-per unit of work.
+"""`rpv2 export --format rpv2|hf` on Beam: every documents file of a run in RPv2's release layout, or in
+the HuggingFace ``datasets`` layout (pipeline/export/hf.py), one file per unit of work.
 
 Data flow (pipeline/export/rpv2.py holds the mapping and the records; these transforms only move data)::
 
@@ -10,20 +10,28 @@ Data flow (pipeline/export/rpv2.py holds the mapping and the records; these tran
            ─► that file's ExportStats, as Beam counters
         ─► CombineGlobally (the stats summed) ─► <out>/_export_report.json
 
+    --format hf: the same, with ExportHFFile (one <out>/data/<snapshot>/<language>/<bucket>/<shard>.parquet
+    per file, partition columns stored, undotted MinHash column names), and the summed stats also give
+    <out>/README.md, the dataset card whose configs datasets.load_dataset reads
+
 Each source file maps to its own output files, whose bytes depend on that file alone, so any runner and
 worker count writes the same files. Counters (namespace ``rpv2.export``): ``files``, ``documents``,
-``minhash_files``, ``duplicates_files`` and the counts by reason; they equal the report.
+``minhash_files``, ``duplicates_files`` (rpv2 only) and the counts by reason; they equal the report.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import apache_beam as beam
+from apache_beam.metrics import Metrics
 
+from pipeline.export.hf import HFExportStats, export_hf_file, sum_hf_stats
 from pipeline.export.rpv2 import ExportStats, export_file, sum_stats
+from pipeline.progress import BEAM_NAMESPACE as PROGRESS_NAMESPACE
 from pipeline.transforms.filter import count_report
 
 NAMESPACE = "rpv2.export"
@@ -40,6 +48,7 @@ class ExportFile(beam.DoFn):
     def process(self, path: str):
         stats = export_file(path, self.root, self.output)
         count_report(stats, NAMESPACE)
+        Metrics.counter(PROGRESS_NAMESPACE, "files_done").inc()  # units done, as the command's progress
         yield stats
 
 
@@ -47,7 +56,7 @@ def report_uri(output: str) -> str:
     return f"{output.rstrip('/')}/{REPORT_FILE}"
 
 
-def write_export_report(stats: ExportStats, output: str) -> ExportStats:
+def write_export_report(stats: ExportStats | HFExportStats, output: str) -> ExportStats | HFExportStats:
     """``<output>/_export_report.json``, atomically through Beam FileSystems."""
     from pipeline.io.publish import publish_bytes
 
@@ -56,11 +65,11 @@ def write_export_report(stats: ExportStats, output: str) -> ExportStats:
     return stats
 
 
-def read_export_report(output: str) -> ExportStats:
+def read_export_report(output: str, stats_type: type = ExportStats) -> ExportStats | HFExportStats:
     """The stats a finished pipeline wrote (the driver cannot see PCollection contents)."""
     from pipeline.io.publish import read_bytes
 
-    return ExportStats.from_dict(json.loads(read_bytes(report_uri(output))))
+    return stats_type.from_dict(json.loads(read_bytes(report_uri(output))))
 
 
 class ExportRPv2(beam.PTransform):
@@ -82,12 +91,54 @@ class ExportRPv2(beam.PTransform):
         )
 
 
-def run_export(
-    input_uri: str | os.PathLike, output_uri: str | os.PathLike, beam_args: Sequence[str] = ()
-) -> tuple[ExportStats, dict[str, int]]:
-    """``rpv2 export --format rpv2``: export the run (or documents dir) at ``input_uri`` under
-    ``output_uri`` (any Beam filesystem URI; ``file://`` too). Returns the stats as written and the
-    pipeline's ``rpv2.export`` counters.
+class ExportHFFile(beam.DoFn):
+    """documents file path -> its HF layout file published, and its HFExportStats (also counted)."""
+
+    def __init__(self, output: str, signature_names: str):
+        self.output = output
+        self.signature_names = signature_names
+
+    def process(self, path: str):
+        stats = export_hf_file(path, self.output, self.signature_names)
+        count_report(stats, NAMESPACE)
+        Metrics.counter(PROGRESS_NAMESPACE, "files_done").inc()
+        yield stats
+
+
+def write_hf_report_and_card(stats: HFExportStats, output: str, signature_names: str) -> HFExportStats:
+    """``<output>/_export_report.json`` and the dataset card ``<output>/README.md``, each atomically."""
+    from pipeline.export.hf import CARD_FILE, dataset_card
+    from pipeline.io.publish import publish_bytes
+
+    write_export_report(stats, output)
+    publish_bytes(dataset_card(stats, signature_names).encode("utf-8"), f"{output.rstrip('/')}/{CARD_FILE}")
+    return stats
+
+
+class ExportHF(beam.PTransform):
+    """Documents file paths -> the HuggingFace ``datasets`` layout under ``output`` (pipeline/export/hf.py),
+    ``<output>/_export_report.json`` and ``<output>/README.md``; returns the one-element PCollection of the
+    summed stats."""
+
+    def __init__(self, output: str, signature_names: str = "undotted"):
+        super().__init__()
+        self.output = output
+        self.signature_names = signature_names
+
+    def expand(self, paths):
+        return (
+            paths
+            | "SpreadFiles" >> beam.Reshuffle()
+            | "ExportHFFile" >> beam.ParDo(ExportHFFile(self.output, self.signature_names))
+            | "SumStats" >> beam.CombineGlobally(sum_hf_stats)
+            | "WriteReportAndCard" >> beam.Map(write_hf_report_and_card, self.output, self.signature_names)
+        )
+
+
+def _run_export_pipeline(input_uri: str | os.PathLike, output_uri: str | os.PathLike, beam_args: Sequence[str],
+                         export: Callable[[str, str], beam.PTransform]) -> tuple[str, Any]:
+    """The pipeline of every export format: ``export(root, output)`` applied to the documents files of
+    the run at ``input_uri``. Returns (the output URI, the finished pipeline's result).
 
     Before any work, raises FileNotFoundError (no documents dataset) and OutputInsideInputError (the
     output is the input run or inside it)."""
@@ -97,13 +148,42 @@ def run_export(
     from pipeline.io.publish import remove_stale_temporaries
     from pipeline.io.uris import local_path, refuse_output_inside_input
     from pipeline.transforms.runner import new_pipeline, run_and_wait
-    from pipeline.transforms.summary import namespace_counters
 
     input_uri, output_uri = local_path(str(input_uri)), local_path(str(output_uri))
     root, files = locate_documents(input_uri)
     refuse_output_inside_input(root, output_uri)
     remove_stale_temporaries(str(output_uri))  # what a killed run left mid-publish
     pipeline = new_pipeline(PipelineOptions(list(beam_args)))
-    _ = pipeline | "DocumentFiles" >> beam.Create(files) | "Export" >> ExportRPv2(root, output_uri)
-    result = run_and_wait(pipeline)
-    return read_export_report(output_uri), namespace_counters(result, NAMESPACE)
+    _ = pipeline | "DocumentFiles" >> beam.Create(files) | "Export" >> export(root, output_uri)
+    return output_uri, run_and_wait(pipeline)
+
+
+def run_export(
+    input_uri: str | os.PathLike, output_uri: str | os.PathLike, beam_args: Sequence[str] = ()
+) -> tuple[ExportStats, dict[str, int]]:
+    """``rpv2 export --format rpv2``: export the run (or documents dir) at ``input_uri`` under
+    ``output_uri`` (any Beam filesystem URI; ``file://`` too). Returns the stats as written and the
+    pipeline's ``rpv2.export`` counters. Raises before any work as :func:`_run_export_pipeline`."""
+    from pipeline.transforms.summary import namespace_counters
+
+    output, result = _run_export_pipeline(input_uri, output_uri, beam_args, ExportRPv2)
+    return read_export_report(output), namespace_counters(result, NAMESPACE)
+
+
+def run_export_hf(
+    input_uri: str | os.PathLike, output_uri: str | os.PathLike, beam_args: Sequence[str] = (),
+    *, signature_names: str = "undotted",
+) -> tuple[HFExportStats, dict[str, int]]:
+    """``rpv2 export --format hf``: the run (or documents dir) at ``input_uri`` in the HuggingFace
+    ``datasets`` layout under ``output_uri`` (pipeline/export/hf.py). Returns the stats as written and the
+    pipeline's ``rpv2.export`` counters. Raises ValueError for an unknown ``signature_names``, and before
+    any work as :func:`_run_export_pipeline`."""
+    from pipeline.export.hf import SIGNATURE_NAMES
+    from pipeline.transforms.summary import namespace_counters
+
+    if signature_names not in SIGNATURE_NAMES:
+        raise ValueError(f"signature names {signature_names!r}: expected one of {', '.join(SIGNATURE_NAMES)}")
+    output, result = _run_export_pipeline(
+        input_uri, output_uri, beam_args, lambda _root, out: ExportHF(out, signature_names)
+    )
+    return read_export_report(output, HFExportStats), namespace_counters(result, NAMESPACE)

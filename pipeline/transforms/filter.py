@@ -8,10 +8,22 @@ Data flow (pipeline/filter/apply.py holds the logic; these transforms only move 
            published to <out>/documents/<same path> ─► that file's FilterReport, as Beam counters
         ─► CombineGlobally (the reports summed) ─► <out>/_filter_report.json
 
-No step holds more than one file's batch and its flags; the files are independent, and the report's
-bytes do not depend on the order in which they were summed, so any runner and worker count writes the
-same files. Counters (namespace ``rpv2.filter``): ``documents_read``, ``documents_kept``, per rule
-``dropped_<rule>`` / ``fails_<rule>`` / ``null_<rule>``, files and skips by reason; they equal the report.
+A recipe that resamples (pipeline/filter/resample.py) first draws, then writes::
+
+    files ─► [fraction: ResampleCount (documents weighed per file) ─► summed ─► k = round(fraction * n)]
+          ─► ResampleCandidates (k side input): per file, its top-k (Gumbel key, id) candidates
+          ─► CombineGlobally(MergeTopK): one bounded top-k of the whole dataset ─► its smallest = the cutoff
+          ─► FilterFile (cutoff side input): kept = rules pass and (key, id) >= cutoff
+
+A document's key is a hash of (seed, id) plus its weight, the same on every worker, and (key, id) pairs
+are totally ordered, so the merged top k, hence the files, do not depend on how files were spread.
+
+No step holds more than one file's batch and its flags (and the resample's k candidates); the files are
+independent, and the report's bytes do not depend on the order in which they were summed, so any runner
+and worker count writes the same files. Counters (namespace ``rpv2.filter``): ``documents_read``,
+``documents_kept``, per rule ``dropped_<rule>`` / ``fails_<rule>`` / ``null_<rule>`` (the resample's two
+drop reasons as rules: ``dropped_resample_null_weight``, ``dropped_resample_not_selected``), files and
+skips by reason; they equal the report.
 """
 
 from __future__ import annotations
@@ -25,8 +37,10 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from pipeline.filter.apply import FilterReport, filter_file, sum_reports
+from pipeline.filter.apply import FilterReport, filter_file, resample_scan, sum_reports
 from pipeline.filter.recipe import Recipe
+from pipeline.filter.resample import Candidate, merge_top_k, threshold
+from pipeline.progress import BEAM_NAMESPACE as PROGRESS_NAMESPACE
 
 NAMESPACE = "rpv2.filter"
 REPORT_FILE = "_filter_report.json"
@@ -46,10 +60,68 @@ class FilterFile(beam.DoFn):
         self.output = output
         self.recipe = recipe
 
-    def process(self, path: str):
-        report = filter_file(path, self.root, self.output, self.recipe)
+    def process(self, path: str, cutoff: Candidate | None = None):
+        report = filter_file(path, self.root, self.output, self.recipe, cutoff)
         count_report(report, NAMESPACE)
+        Metrics.counter(PROGRESS_NAMESPACE, "files_done").inc()  # units done, as the command's progress
         yield report
+
+
+class MergeTopK(beam.CombineFn):
+    """(k, a file's top-k candidates) elements -> the cutoff of the dataset's top k (None: nothing drawn).
+
+    The accumulator is (k, top-k so far): bounded by k whatever the number of files, and merging is the
+    top k of a union, associative and commutative, so the cutoff is the same for any grouping."""
+
+    def create_accumulator(self) -> tuple[int, list[Candidate]]:
+        return 0, []
+
+    def add_input(self, accumulator, element):
+        return self.merge_accumulators([accumulator, element])
+
+    def merge_accumulators(self, accumulators):
+        accumulators = list(accumulators)
+        k = max(k for k, _ in accumulators)
+        return k, merge_top_k((top for _, top in accumulators), k)
+
+    def extract_output(self, accumulator) -> Candidate | None:
+        return threshold(accumulator[1])
+
+
+def weighed_count(path: str, root: str, recipe: Recipe) -> int:
+    """How many documents of a file the rules keep and the resample weight can weigh."""
+    return resample_scan(path, root, recipe, None)[0]
+
+
+def file_candidates(path: str, root: str, recipe: Recipe, k: int) -> tuple[int, list[Candidate]]:
+    """(k, the file's top-k candidates): a MergeTopK element."""
+    return k, resample_scan(path, root, recipe, k)[1]
+
+
+class DrawCutoff(beam.PTransform):
+    """Documents file paths -> the one-element PCollection of the resample's cutoff candidate."""
+
+    def __init__(self, root: str, recipe: Recipe):
+        super().__init__()
+        self.root = root
+        self.recipe = recipe
+
+    def expand(self, paths):
+        resample = self.recipe.resample
+        if resample.fraction is None:
+            k = paths.pipeline | "K" >> beam.Create([resample.target(0)])
+        else:  # k depends on how many documents the rules keep and the weight weighs: count them first
+            k = (
+                paths
+                | "ResampleCount" >> beam.Map(weighed_count, self.root, self.recipe)
+                | "SumWeighed" >> beam.CombineGlobally(sum)
+                | "K" >> beam.Map(resample.target)
+            )
+        return (
+            paths
+            | "ResampleCandidates" >> beam.Map(file_candidates, self.root, self.recipe, beam.pvalue.AsSingleton(k))
+            | "MergeTopK" >> beam.CombineGlobally(MergeTopK())
+        )
 
 
 def report_uri(output: str) -> str:
@@ -83,10 +155,13 @@ class FilterDocuments(beam.PTransform):
         self.recipe = recipe
 
     def expand(self, paths):
+        paths = paths | "SpreadFiles" >> beam.Reshuffle()
+        side: dict[str, Any] = {}
+        if self.recipe.resample is not None:
+            side["cutoff"] = beam.pvalue.AsSingleton(paths | "Draw" >> DrawCutoff(self.root, self.recipe))
         return (
             paths
-            | "SpreadFiles" >> beam.Reshuffle()
-            | "FilterFile" >> beam.ParDo(FilterFile(self.root, self.output, self.recipe))
+            | "FilterFile" >> beam.ParDo(FilterFile(self.root, self.output, self.recipe), **side)
             | "SumReports" >> beam.CombineGlobally(functools.partial(sum_reports, self.recipe))
             | "WriteFilterReport" >> beam.Map(write_filter_report, self.output)
         )

@@ -1,16 +1,21 @@
 """Fuzzy dedup: MinHash LSH star edges and connected components on Beam, and the engines' drivers.
 
-Data flow (ARCHITECTURE.md, "fuzzy dedup")::
+Data flow (ARCHITECTURE.md, "fuzzy dedup"); every element is a chunk of numpy arrays or an Arrow table,
+never one tuple per document or band::
 
-    documents ─► (band index + band bytes, node) ─► min per band (combiner) ─► star edges member→min
-              ─► R × [large-star, small-star] (Kiveris et al. 2014) ─► node → component minimum
-              ─► join with (id, shard_id) ─► clusters (RPv2 schema + is_representative) and per-document flags
+    documents file ─► (band fingerprint partition, [fingerprint, key bytes, node] arrays)
+                   ─► per partition: min node per band key (first pass), star edges member→min (second)
+                   ─► R × [large-star, small-star] (Kiveris et al. 2014) on (node partition, edge arrays)
+                   ─► per node partition: node → component minimum, joined with each file's nodes
+                   ─► per file: flags table (RPv2 clusters + is_representative) ─► one file per shard
 
-No step holds a list per band or per node: band groups and node neighbourhoods are reduced with
-``min`` combiners, then streamed once through a CoGroupByKey against that single value (lazily paged
-on Dataflow), so a band shared by millions of boilerplate pages costs a worker one value, not a
-list, and gives one edge per member, not all pairs. The only grouping that materializes rows is the
-writer's, one output file (one input shard) at a time.
+Bounded memory: a step holds the distinct keys of one pass over its partition (``dedup.components.KeyMins``:
+a first pass reduces the streamed chunks to a minimum per key, a second streams them again to emit
+edges), never a list per band or per node, so a band shared by millions of boilerplate pages costs one
+key, and gives one edge per member, not all pairs. A partition whose distinct keys could exceed
+``pass_rows`` is split into several passes by hash (``subpass_count``), so no step holds all signatures
+of the input, whatever its size. The only steps that hold rows are the per-file ones (one input file's
+ids, one output file's rows).
 
 Iteration: Beam graphs have no loops. :class:`StarRounds` unrolls a fixed number of rounds and counts,
 per round, the edges a step moved (``cc_round_<i>_moves``); a round with 0 moves proves convergence (see
@@ -19,9 +24,9 @@ per round, the edges a step moved (``cc_round_<i>_moves``); a round with 0 moves
 --engine beam``'s (:func:`run_beam`) or ``rpv2 run``'s, and keeps the edge set and the input paths in
 ``<root>/_work/``. In practice LSH star graphs converge in 2-4 rounds, so that pipeline usually
 finishes the job; when its last round still moved edges, :func:`finish_passes` continues with passes
-of ``rounds_per_pass`` rounds as successive pipelines on the edge files (one shuffle per step over the
-*current* edge set, nothing recomputed) until one converges, bounded by ``max_rounds`` (a
-non-converging input fails loudly instead of writing wrong clusters), and rewrites the outputs.
+of ``rounds_per_pass`` rounds as successive pipelines on the edge files (nothing recomputed) until one
+converges, bounded by ``max_rounds`` (a non-converging input fails loudly instead of writing wrong
+clusters), and rewrites the outputs.
 
 Outputs under ``<out>/clusters_sim<t>/``:
 
@@ -34,29 +39,57 @@ Outputs under ``<out>/clusters_sim<t>/``:
 
 ``cluster_id`` is the minimum id_int of the component (RPv2); the kept representative of a cluster is
 the document whose ``id_int == cluster_id``; every other member is a near duplicate to drop. The local
-engine (numpy + scipy, :mod:`dedup.fuzzy_local`) writes the same files byte for byte.
+engine (numpy + scipy, :mod:`dedup.fuzzy_local`) writes the same files byte for byte: both build them
+with the same functions.
 """
 
 from __future__ import annotations
 
 import logging
 import posixpath
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from dedup.components import large_star, small_star
-from dedup.fuzzy_local import cluster_documents, cluster_table, clusters_path, flag_table
-from dedup.lsh import band_keys, check_bands, from_node, parse_threshold, signature_column, to_node
+from dedup.components import (
+    KeyMins,
+    distinct_edges,
+    large_star_arrays,
+    lookup,
+    mix64,
+    partition_of,
+    small_star_arrays,
+    subpass_count,
+    subpass_of,
+)
+from dedup.fuzzy_local import (
+    cluster_documents,
+    cluster_table,
+    complete_columns,
+    flag_columns,
+    flag_table,
+    output_parts,
+    prepare_batch,
+)
+from dedup.lsh import (
+    NODE_OFFSET,
+    band_rows,
+    band_star_edges,
+    band_star_edges_exact,
+    parse_threshold,
+    signature_column,
+)
 from pipeline.dataset.files import read_parquet
-from pipeline.dataset.ids import document_id_int, shard_id_of
-from pipeline.dataset.layout import document_files, rel_path_of_shard_id
+from pipeline.dataset.layout import document_files
 from pipeline.io.publish import publish_table
+from pipeline.progress import BEAM_NAMESPACE as PROGRESS_NAMESPACE
 from pipeline.transforms.runner import new_pipeline, run_and_wait
 from pipeline.transforms.summary import namespace_counters
 
@@ -66,6 +99,15 @@ NAMESPACE = "rpv2.fuzzy_dedup"
 DEFAULT_ROUNDS = 8  # FuzzyDedup's unrolled rounds when used alone
 DEFAULT_ROUNDS_PER_PASS = 4  # rounds inside one pipeline: LSH star graphs converge in 2-4
 DEFAULT_MAX_ROUNDS = 64  # give up (and write nothing final) after this many rounds
+# Shuffle partitions of band keys and of nodes: the parallelism of the grouped steps. A file (or batch)
+# sends one chunk per partition, so more partitions mean smaller chunks, not less memory per step.
+DEFAULT_PARTITIONS = 16
+# Distinct keys one pass of a grouped step may hold (~80 bytes each for band keys); a partition with
+# more rows than this is processed in several passes by hash.
+DEFAULT_PASS_ROWS = 1 << 20
+_FLUSH_ROWS = 1 << 18  # edges per output chunk
+
+Edges = tuple[np.ndarray, np.ndarray]  # (hi, lo) int64 node arrays, hi > lo
 
 
 class FuzzyDedupError(RuntimeError):
@@ -86,40 +128,21 @@ def read_dedup_columns(source: Any, threshold: float) -> pa.Table:
     id_int and shard_id are derived from id (RPv2's rules) where a file lacks them.
     """
     column = signature_column(threshold)
-    table = read_parquet(source, ("id", "id_int", "shard_id", column), missing_ok=True)
-    names = set(table.column_names)
-    if "id" not in names:
-        raise ValueError("no 'id' column")
-    ids = table.column("id").to_pylist()
-    if "id_int" not in names or table.column("id_int").null_count:
-        given = table.column("id_int").to_pylist() if "id_int" in names else [None] * len(ids)
-        derived = [g if g is not None or i is None else document_id_int(i) for g, i in zip(given, ids, strict=True)]
-        if "id_int" in names:
-            table = table.drop_columns(["id_int"])
-        table = table.append_column("id_int", pa.array(derived, pa.uint64()))
-    if "shard_id" not in names:
-        table = table.append_column("shard_id", pa.array([None if i is None else shard_id_of(i) for i in ids]))
-    if column not in names:
-        table = table.append_column(column, pa.nulls(len(table), pa.list_(pa.binary())))
-    return table.select(["id", "id_int", "shard_id", column])
-
-
-def _shard_of(doc: Mapping[str, Any]) -> str:
-    return doc.get("shard_id") or shard_id_of(doc["id"])
+    return complete_columns(read_parquet(source, ("id", "id_int", "shard_id", column), missing_ok=True), column)
 
 
 # ---------------------------------------------------------------------------------------- Beam steps
 
 
 class _ReadDedupColumns(beam.DoFn):
-    """Rows (id, id_int, shard_id, signature_sim<t>) of one documents file; a file that cannot be read
-    is counted and logged, the others go on."""
+    """(path, table of id, id_int, shard_id, signature_sim<t>) of one documents file; a file that cannot
+    be read is counted and logged, the others go on."""
 
     def __init__(self, threshold: float):
         self._threshold = threshold
         self._bad_files = Metrics.counter(NAMESPACE, "unreadable_files")
 
-    def process(self, metadata: Any) -> Iterator[dict[str, Any]]:
+    def process(self, metadata: Any) -> Iterator[tuple[str, pa.Table]]:
         try:
             with FileSystems.open(metadata.path, compression_type="uncompressed") as handle:
                 table = read_dedup_columns(handle, self._threshold)
@@ -127,227 +150,364 @@ class _ReadDedupColumns(beam.DoFn):
             self._bad_files.inc()
             log.error("fuzzy dedup: cannot read %s: %s", metadata.path, exc)
             return
-        yield from table.to_pylist()
+        yield metadata.path, table
 
 
-class _KeyBands(beam.DoFn):
-    """Per document: its reference (node, id, shard_id) and one (band key, node) per band."""
+def _split(parts: np.ndarray, n_parts: int, *arrays: np.ndarray) -> Iterator[tuple[int, tuple[np.ndarray, ...]]]:
+    """(partition, the rows of ``arrays`` in it) for every non-empty partition."""
+    order = np.argsort(parts, kind="stable")
+    bounds = np.searchsorted(parts[order], np.arange(n_parts + 1))
+    for p in range(n_parts):
+        if bounds[p + 1] > bounds[p]:
+            rows = order[bounds[p]:bounds[p + 1]]
+            yield p, tuple(a[rows] for a in arrays)
+
+
+class _KeyBatch(beam.DoFn):
+    """Per documents table (a file or a batch, keyed by its source): its refs (id, id_int, shard_id),
+    its nodes per node partition (for the labels join) and, unless ``with_bands`` is off, its band rows
+    per band-fingerprint partition."""
 
     BANDS = "bands"
+    NODES = "nodes"
 
-    def __init__(self, threshold: float, column: str):
+    def __init__(self, threshold: float, parts: int, with_bands: bool = True):
         self._threshold = threshold
-        self._column = column
-        self._docs = Metrics.counter(NAMESPACE, "documents")
-        self._no_sig = Metrics.counter(NAMESPACE, "documents_without_signature")
-        self._bad_sig = Metrics.counter(NAMESPACE, "documents_bad_signature")
-        self._no_id = Metrics.counter(NAMESPACE, "documents_without_id")
+        self._parts = parts
+        self._with_bands = with_bands
+        self._counters = {name: Metrics.counter(NAMESPACE, name) for name in (
+            "documents", "documents_without_signature", "documents_bad_signature", "documents_without_id")}
 
-    def process(self, doc: Mapping[str, Any]) -> Iterator[Any]:
-        doc_id = doc.get("id")
-        if not doc_id:
-            self._no_id.inc()
+    def process(self, keyed: tuple[str, pa.Table]) -> Iterator[Any]:
+        source, table = keyed
+        batch = prepare_batch(table, self._threshold)
+        if self._with_bands:
+            for name, value in batch.counters.items():
+                if value:
+                    self._counters[name].inc(value)
+            if batch.counters["documents_bad_signature"]:
+                log.warning("fuzzy dedup: %s: %d bad signatures (wrong band count or width); those documents "
+                            "are their own clusters", source, batch.counters["documents_bad_signature"])
+        yield source, batch.refs
+        nodes = np.unique(batch.nodes)
+        for p, (part_nodes,) in _split(partition_of(mix64(nodes), self._parts), self._parts, nodes):
+            yield beam.pvalue.TaggedOutput(self.NODES, (p, (source, part_nodes)))
+        if not self._with_bands or not len(batch.band_rows):
             return
-        id_int = doc.get("id_int")
-        node = to_node(id_int if id_int is not None else document_id_int(doc_id))
-        self._docs.inc()
-        yield node, (doc_id, _shard_of(doc))
-        bands = doc.get(self._column)
-        if bands is None:
-            self._no_sig.inc()
-            return
-        problem = check_bands(bands, self._threshold)
-        if problem:
-            self._bad_sig.inc()
-            log.warning("fuzzy dedup: %s: bad signature (%s); kept as its own cluster", doc_id, problem)
-            return
-        for key in band_keys(bands):
-            yield beam.pvalue.TaggedOutput(self.BANDS, (key, node))
+        fp, keys, nodes = band_rows(batch.nodes[batch.band_rows], batch.bands)
+        for p, chunk in _split(partition_of(fp, self._parts), self._parts, fp, keys, nodes):
+            yield beam.pvalue.TaggedOutput(self.BANDS, (p, chunk))
 
 
-def _min_then_stream(grouped: tuple[Any, Mapping[str, Iterable[int]]]) -> tuple[Any, int | None, Iterable[int]]:
-    key, parts = grouped
-    mins = list(parts["min"])  # one value (a combiner's output), never a member list
-    return key, (mins[0] if mins else None), parts["rest"]
+class _EdgeBuffer:
+    """Collects edge arrays and hands them out as distinct-edge chunks of ~``_FLUSH_ROWS``."""
+
+    def __init__(self) -> None:
+        self._hi: list[np.ndarray] = []
+        self._lo: list[np.ndarray] = []
+        self._rows = 0
+
+    def add(self, hi: np.ndarray, lo: np.ndarray) -> Iterator[Edges]:
+        if len(hi):
+            self._hi.append(hi)
+            self._lo.append(lo)
+            self._rows += len(hi)
+        if self._rows >= _FLUSH_ROWS:
+            yield from self.flush()
+
+    def flush(self) -> Iterator[Edges]:
+        if self._rows:
+            yield distinct_edges(np.concatenate(self._hi), np.concatenate(self._lo))
+        self._hi, self._lo, self._rows = [], [], 0
 
 
-def _band_star(grouped: tuple[bytes, Mapping[str, Iterable[int]]]) -> Iterator[tuple[int, int]]:
-    _, m, members = _min_then_stream(grouped)
-    for v in members:  # streamed once
-        if v != m:
-            yield v, m
+def _passes(chunks: Iterable[tuple[np.ndarray, ...]], pass_rows: int) -> int:
+    return subpass_count(sum(len(c[0]) for c in chunks), pass_rows)
 
 
-class LshStarEdges(beam.PTransform):
-    """(band key, node) -> distinct canonical edges (member, band minimum), member > minimum.
+class _BandStar(beam.DoFn):
+    """One band-fingerprint partition -> star edges (member, minimum node of its band key), as RPv2's
+    ``LSH.__build_edges`` but without a member list per band: a first pass over the streamed chunks
+    keeps one (minimum, key bytes) per key, a second links every row to its key's minimum."""
 
-    As RPv2's ``LSH.__build_edges`` but without a member list per band: the band minimum comes from a
-    combiner and the members stream past it once.
-    """
+    def __init__(self, pass_rows: int):
+        self._pass_rows = pass_rows
+        self._collisions = Metrics.counter(NAMESPACE, "band_fingerprint_collisions")
 
-    def expand(self, keyed):
-        band_min = keyed | "BandMin" >> beam.CombinePerKey(min)
-        return (
-            {"min": band_min, "rest": keyed}
-            | "JoinBandMin" >> beam.CoGroupByKey()
-            | "StarEdges" >> beam.FlatMap(_band_star)
-            | "DistinctEdges" >> beam.Distinct()
-        )
+    def process(self, grouped: tuple[int, Iterable[tuple[np.ndarray, ...]]]) -> Iterator[Edges]:
+        _, chunks = grouped
+        passes = _passes(chunks, self._pass_rows)
+        for j in range(passes):
+            def rows(chunk, j=j):
+                fp, keys, nodes = chunk
+                if passes == 1:
+                    return fp, keys, nodes
+                sel = subpass_of(fp, passes) == j
+                return fp[sel], keys[sel], nodes[sel]
+
+            state = KeyMins()
+            for chunk in chunks:
+                fp, keys, nodes = rows(chunk)
+                state.add(fp, nodes, keys)
+            found = state.finish()
+            out = _EdgeBuffer()
+            pending = []
+            for chunk in chunks:
+                fp, keys, nodes = rows(chunk)
+                edges = band_star_edges(fp, keys, nodes, found)
+                if edges is None:
+                    break
+                pending.append(edges)
+            else:
+                for hi, lo in pending:
+                    yield from out.add(hi, lo)
+                yield from out.flush()
+                continue
+            self._collisions.inc()  # two different band keys share a 64-bit fingerprint: exact slow path
+            yield from out.add(*band_star_edges_exact([rows(c)[1:] for c in chunks]))
+            yield from out.flush()
 
 
-class _Step(beam.DoFn):
-    def __init__(self, kind: str, round_index: int):
+class _ByNode(beam.DoFn):
+    """Edge chunks -> (node partition, (u, v)) keyed by u: u = hi (``both`` off), or both directions."""
+
+    def __init__(self, parts: int, both: bool):
+        self._parts = parts
+        self._both = both
+
+    def process(self, edges: Edges) -> Iterator[tuple[int, Edges]]:
+        hi, lo = edges
+        u, v = (np.concatenate([hi, lo]), np.concatenate([lo, hi])) if self._both else (hi, lo)
+        yield from _split(partition_of(mix64(u), self._parts), self._parts, u, v)
+
+
+def _node_rows(chunks: Iterable[Edges], passes: int, j: int) -> Iterator[Edges]:
+    for u, v in chunks:
+        if passes == 1:
+            yield u, v
+        else:
+            sel = subpass_of(mix64(u), passes) == j
+            yield u[sel], v[sel]
+
+
+def _node_mins(chunks: Iterable[Edges], passes: int, j: int) -> tuple[np.ndarray, ...]:
+    state = KeyMins()
+    for u, v in _node_rows(chunks, passes, j):
+        state.add(u, v)
+    return state.finish()
+
+
+class _StarStep(beam.DoFn):
+    """Large-star (on both directions of the edges, keyed by u) or small-star (on canonical edges keyed
+    by hi) over one node partition: per pass, the minimum neighbour of every node, then the step's edges
+    (``dedup.components.large_star_arrays`` / ``small_star_arrays``)."""
+
+    def __init__(self, kind: str, round_index: int, pass_rows: int):
         self._kind = kind
+        self._pass_rows = pass_rows
         self._moves = Metrics.counter(NAMESPACE, f"cc_round_{round_index:03d}_moves")
         self._edges = Metrics.counter(NAMESPACE, f"cc_round_{round_index:03d}_{kind}_edges_out")
 
-    def process(self, grouped):
-        u, m, neighbours = _min_then_stream(grouped)
-        if m is None:
-            return
-        step = large_star if self._kind == "large_star" else small_star
-        moved = 0
-        for hi, lo, is_move in step(u, m, neighbours):
-            if hi != lo:
-                moved += is_move
-                self._edges.inc()
-                yield hi, lo
-        if moved:
-            self._moves.inc(moved)
-
-
-def _both_directions(edge: tuple[int, int]) -> Iterator[tuple[int, int]]:
-    hi, lo = edge
-    yield hi, lo
-    yield lo, hi
+    def process(self, grouped: tuple[int, Iterable[Edges]]) -> Iterator[Edges]:
+        _, chunks = grouped
+        step = large_star_arrays if self._kind == "large_star" else small_star_arrays
+        passes = _passes(chunks, self._pass_rows)
+        for j in range(passes):
+            mins = _node_mins(chunks, passes, j)
+            out = _EdgeBuffer()
+            moved = 0
+            for u, v in _node_rows(chunks, passes, j):
+                hi, lo, moves = step(u, v, mins)
+                moved += moves
+                keep = hi != lo
+                yield from out.add(hi[keep], lo[keep])
+            for edges in out.flush():
+                self._edges.inc(len(edges[0]))
+                yield edges
+            if moved:
+                self._moves.inc(moved)
 
 
 class StarRound(beam.PTransform):
-    """One Kiveris round (large-star, then small-star) over canonical edges (hi, lo), hi > lo.
+    """One Kiveris round (large-star, then small-star) over canonical edge chunks (hi, lo), hi > lo.
 
-    Large-star at u: m = min(Γ(u) ∪ {u}) from a combiner over both directions of u's edges; every
-    larger neighbour is re-attached to m. Small-star at u: m = min of u's smaller neighbours (a
-    combiner); u and those neighbours are attached to m. Moves are counted in ``cc_round_<i>_moves``.
+    Large-star at u: m = min(Γ(u) ∪ {u}); every larger neighbour is re-attached to m. Small-star at u:
+    m = min of u's smaller neighbours; u and those neighbours are attached to m. Moves are counted in
+    ``cc_round_<i>_moves``.
     """
 
-    def __init__(self, round_index: int):
+    def __init__(self, round_index: int, parts: int = DEFAULT_PARTITIONS, pass_rows: int = DEFAULT_PASS_ROWS):
         super().__init__()
         self._round = round_index
+        self._parts = parts
+        self._pass_rows = pass_rows
 
     def expand(self, edges):
-        adjacency = edges | "Adjacency" >> beam.FlatMap(_both_directions)
-        neighbourhood_min = adjacency | "NeighbourhoodMin" >> beam.CombinePerKey(min)
-        larger = edges | "KeyByLower" >> beam.Map(lambda e: (e[1], e[0]))
-        after_large = (
-            {"min": neighbourhood_min, "rest": larger}
-            | "JoinLarge" >> beam.CoGroupByKey()
-            | "LargeStar" >> beam.ParDo(_Step("large_star", self._round))
-        )  # no Distinct here: small-star's min and its emitted edges do not change with repeats, and
-        # DistinctSmall below removes them, saving one shuffle per round
-        smaller_min = after_large | "SmallerMin" >> beam.CombinePerKey(min)
         return (
-            {"min": smaller_min, "rest": after_large}
-            | "JoinSmall" >> beam.CoGroupByKey()
-            | "SmallStar" >> beam.ParDo(_Step("small_star", self._round))
-            | "DistinctSmall" >> beam.Distinct()
+            edges
+            | "Adjacency" >> beam.ParDo(_ByNode(self._parts, both=True))
+            | "GroupLarge" >> beam.GroupByKey()
+            | "LargeStar" >> beam.ParDo(_StarStep("large_star", self._round, self._pass_rows))
+            | "ByHigher" >> beam.ParDo(_ByNode(self._parts, both=False))
+            | "GroupSmall" >> beam.GroupByKey()
+            | "SmallStar" >> beam.ParDo(_StarStep("small_star", self._round, self._pass_rows))
         )
 
 
 class StarRounds(beam.PTransform):
     """``rounds`` unrolled :class:`StarRound`s, numbered from ``first_round``."""
 
-    def __init__(self, rounds: int, first_round: int = 0):
+    def __init__(self, rounds: int, first_round: int = 0, parts: int = DEFAULT_PARTITIONS,
+                 pass_rows: int = DEFAULT_PASS_ROWS):
         super().__init__()
         self._rounds = rounds
         self._first = first_round
+        self._parts = parts
+        self._pass_rows = pass_rows
 
     def expand(self, edges):
         for i in range(self._first, self._first + self._rounds):
-            edges = edges | f"Round{i:03d}" >> StarRound(i)
+            edges = edges | f"Round{i:03d}" >> StarRound(i, self._parts, self._pass_rows)
         return edges
 
 
-class ComponentLabels(beam.PTransform):
-    """Converged edges -> (node, component minimum) for every node that has an edge."""
+class _Label(beam.DoFn):
+    """One node partition: the edges' adjacency and every source's nodes -> (source, (nodes, labels))
+    for the source's nodes that have an edge, labelled min(u, min Γ(u)) (the component minimum once the
+    rounds converged)."""
 
-    def expand(self, edges):
-        return (
-            edges
-            | "LabelAdjacency" >> beam.FlatMap(_both_directions)
-            | "LabelMin" >> beam.CombinePerKey(min)
-            | "WithSelf" >> beam.MapTuple(lambda u, m: (u, min(u, m)))
-        )
+    def __init__(self, pass_rows: int):
+        self._pass_rows = pass_rows
 
-
-def _flag(grouped: tuple[int, Mapping[str, Iterable[Any]]]) -> Iterator[dict[str, Any]]:
-    node, parts = grouped
-    labels = list(parts["label"])  # at most one
-    id_int = from_node(node)
-    cluster = from_node(labels[0]) if labels else id_int
-    for doc_id, shard_id in parts["doc"]:
-        yield {
-            "id": doc_id,
-            "id_int": id_int,
-            "shard_id": shard_id,
-            "cluster_id": cluster,
-            "is_representative": cluster == id_int,
-            "in_cluster": bool(labels),
-        }
+    def process(self, grouped: tuple[int, Mapping[str, Iterable[Any]]]) -> Iterator[tuple[str, Edges]]:
+        _, parts = grouped
+        adjacency, nodes = parts["adj"], parts["nodes"]
+        passes = _passes(adjacency, self._pass_rows)
+        for j in range(passes):
+            keys, nb_min = _node_mins(adjacency, passes, j)[:2]
+            if not len(keys):
+                continue
+            for source, part_nodes in nodes:
+                if passes > 1:
+                    part_nodes = part_nodes[subpass_of(mix64(part_nodes), passes) == j]
+                idx, found = lookup(keys, part_nodes)
+                if found.any():
+                    labelled = part_nodes[found]
+                    yield source, (labelled, np.minimum(labelled, nb_min[idx[found]]))
 
 
-class DocumentFlags(beam.PTransform):
-    """(node, (id, shard_id)) references joined with component labels -> one flag record per document."""
+class _Flags(beam.DoFn):
+    """One source: its refs and the labels of its nodes -> its flag table (``flag_columns``)."""
 
-    def __init__(self, labels):
+    def process(self, grouped: tuple[str, Mapping[str, Iterable[Any]]]) -> Iterator[pa.Table]:
+        _, parts = grouped
+        labels = list(parts["labels"])
+        nodes = np.concatenate([n for n, _ in labels]) if labels else np.zeros(0, np.int64)
+        cluster_nodes = np.concatenate([c for _, c in labels]) if labels else np.zeros(0, np.int64)
+        order = np.argsort(nodes, kind="stable")
+        nodes, cluster_nodes = nodes[order], cluster_nodes[order]
+        for refs in parts["refs"]:
+            id_ints = refs.column("id_int").to_numpy(zero_copy_only=False).astype(np.uint64)
+            own = (id_ints ^ np.uint64(NODE_OFFSET)).view(np.int64)
+            idx, found = lookup(nodes, own)
+            cluster = np.where(found, cluster_nodes[idx] if len(nodes) else own, own)
+            yield flag_columns(refs, (cluster.view(np.uint64) ^ np.uint64(NODE_OFFSET)), found)
+
+
+class ClusterTables(beam.PTransform):
+    """(source, documents table) -> one flag table per source (:func:`dedup.fuzzy_local.flag_columns`:
+    id, id_int, shard_id, cluster_id, is_representative, in_cluster).
+
+    ``rounds`` unrolled rounds; they converged when the counter ``cc_round_<rounds-1>_moves`` is 0
+    (:func:`converged`). ``self.edges`` is then the edge set after the rounds, which
+    :class:`FuzzyDedupFiles` keeps so that a driver can continue from it when they did not. Given
+    ``edges`` (converged ones, from a driver), the bands are not keyed again and no round runs.
+    """
+
+    def __init__(self, threshold: float, rounds: int = DEFAULT_ROUNDS, *, edges: Any = None,
+                 parts: int = DEFAULT_PARTITIONS, pass_rows: int = DEFAULT_PASS_ROWS):
         super().__init__()
-        self._labels = labels
+        self._threshold = parse_threshold(threshold)
+        self._rounds = rounds
+        self._parts = parts
+        self._pass_rows = pass_rows
+        self.edges = edges
 
-    def expand(self, refs):
-        return {"doc": refs, "label": self._labels} | "JoinLabels" >> beam.CoGroupByKey() | beam.FlatMap(_flag)
+    def expand(self, tables):
+        given = self.edges is not None
+        keyed = tables | "KeyBatches" >> beam.ParDo(
+            _KeyBatch(self._threshold, self._parts, with_bands=not given)
+        ).with_outputs(_KeyBatch.BANDS, _KeyBatch.NODES, main="refs")
+        if not given:
+            self.edges = (
+                keyed[_KeyBatch.BANDS]
+                | "GroupBands" >> beam.GroupByKey()
+                | "BandStar" >> beam.ParDo(_BandStar(self._pass_rows))
+                | "Components" >> StarRounds(self._rounds, 0, self._parts, self._pass_rows)
+            )
+        adjacency = self.edges | "LabelAdjacency" >> beam.ParDo(_ByNode(self._parts, both=True))
+        labels = (
+            {"adj": adjacency, "nodes": keyed[_KeyBatch.NODES]}
+            | "JoinNodes" >> beam.CoGroupByKey()
+            | "Label" >> beam.ParDo(_Label(self._pass_rows))
+        )
+        return {"refs": keyed.refs, "labels": labels} | "JoinLabels" >> beam.CoGroupByKey() | beam.ParDo(_Flags())
+
+
+def _batch_table(docs: list[Mapping[str, Any]], field: str, column: str) -> tuple[str, pa.Table]:
+    """A batch of document dicts -> (a unique source key, its table with the signatures in ``column``)."""
+    schema = pa.schema([("id", pa.string()), ("id_int", pa.uint64()), ("shard_id", pa.string()),
+                        (column, pa.list_(pa.binary()))])
+    table = pa.Table.from_pylist([{**{k: d.get(k) for k in schema.names[:3]}, column: d.get(field)} for d in docs],
+                                 schema)
+    return uuid.uuid4().hex, complete_columns(table, column)
 
 
 class FuzzyDedup(beam.PTransform):
     """Documents (dicts with id, id_int, shard_id and ``signature_sim<t>``) -> one flag record per
-    document: ``{id, id_int, shard_id, cluster_id, is_representative, in_cluster}``.
+    document: ``{id, id_int, shard_id, cluster_id, is_representative, in_cluster}``, by
+    :class:`ClusterTables` on batches of the documents. ``self.edges``: as there."""
 
-    ``rounds`` unrolled rounds; they converged when the counter ``cc_round_<rounds-1>_moves`` is 0
-    (:func:`converged`). ``self.edges`` is then the edge set after the rounds, which
-    :class:`FuzzyDedupFiles` keeps so that a driver can continue from it when they did not.
-    """
-
-    def __init__(self, threshold: float, rounds: int = DEFAULT_ROUNDS, signature_field: str | None = None):
+    def __init__(self, threshold: float, rounds: int = DEFAULT_ROUNDS, signature_field: str | None = None, *,
+                 parts: int = DEFAULT_PARTITIONS, pass_rows: int = DEFAULT_PASS_ROWS):
         super().__init__()
         self._threshold = parse_threshold(threshold)
         self._rounds = rounds
         self._field = signature_field or signature_column(self._threshold)
+        self._sizes = {"parts": parts, "pass_rows": pass_rows}
         self.edges = None
 
     def expand(self, docs):
-        keyed = docs | "KeyBands" >> beam.ParDo(_KeyBands(self._threshold, self._field)).with_outputs(
-            _KeyBands.BANDS, main="refs"
+        cluster = ClusterTables(self._threshold, self._rounds, **self._sizes)
+        field = self._field
+        column = signature_column(self._threshold)
+        flags = (
+            docs
+            | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=10_000)
+            | "ToTable" >> beam.Map(lambda batch: _batch_table(batch, field, column))
+            | "Cluster" >> cluster
         )
-        self.edges = keyed[_KeyBands.BANDS] | "LshStarEdges" >> LshStarEdges() | "Components" >> StarRounds(
-            self._rounds
-        )
-        return keyed.refs | "Flags" >> DocumentFlags(self.edges | "Labels" >> ComponentLabels())
+        self.edges = cluster.edges
+        return flags | "Rows" >> beam.FlatMap(lambda t: t.to_pylist())
 
 
 class _WriteGroup(beam.DoFn):
-    def __init__(self, root: str, kind: str):
+    def __init__(self, root: str):
         self._root = root
-        self._kind = kind
 
-    def process(self, grouped: tuple[str, Iterable[dict[str, Any]]]) -> Iterator[str]:
-        relpath, rows = grouped
-        table = cluster_table(rows) if self._kind == "clusters" else flag_table(rows)
-        path = posixpath.join(self._root, self._kind, relpath)
+    def process(self, grouped: tuple[tuple[str, str], Iterable[pa.Table]]) -> Iterator[str]:
+        (kind, relpath), parts = grouped
+        table = cluster_table(parts) if kind == "clusters" else flag_table(parts)
+        path = posixpath.join(self._root, kind, relpath)
         publish_table(table, path)
+        if kind == "documents":  # one per input file: the units of the command's progress
+            Metrics.counter(PROGRESS_NAMESPACE, "files_done").inc()
         yield path
 
 
 class WriteFuzzyDedup(beam.PTransform):
-    """Flag records -> ``<out>/clusters_sim<t>/{clusters,documents}/...`` (one file per shard; a file's
-    rows are grouped once, bounded by one shard's size, and sorted, so the bytes do not depend on the
+    """Flag tables -> ``<out>/clusters_sim<t>/{clusters,documents}/...`` (one file per shard; a file's
+    parts are grouped once, bounded by one shard's size, and sorted, so the bytes do not depend on the
     worker count)."""
 
     def __init__(self, out_dir: str, threshold: float):
@@ -355,24 +515,16 @@ class WriteFuzzyDedup(beam.PTransform):
         self._root = output_root(out_dir, threshold)
 
     def expand(self, flags):
-        documents = (
+        return (
             flags
-            | "ByFlagsFile" >> beam.Map(lambda r: (rel_path_of_shard_id(r["shard_id"]), r))
-            | "GroupFlags" >> beam.GroupByKey()
-            | "WriteFlags" >> beam.ParDo(_WriteGroup(self._root, "documents"))
+            | "ByOutputFile" >> beam.FlatMap(lambda t: (((kind, name), rows) for kind, name, rows in output_parts(t)))
+            | "GroupOutputFiles" >> beam.GroupByKey()
+            | "WriteFiles" >> beam.ParDo(_WriteGroup(self._root))
         )
-        clusters = (
-            flags
-            | "InCluster" >> beam.Filter(lambda r: r["in_cluster"])
-            | "ByClustersFile" >> beam.Map(lambda r: (clusters_path(r["shard_id"]), r))
-            | "GroupClusters" >> beam.GroupByKey()
-            | "WriteClusters" >> beam.ParDo(_WriteGroup(self._root, "clusters"))
-        )
-        return (documents, clusters) | beam.Flatten()
 
 
 class ReadDedupDocuments(beam.PTransform):
-    """Documents file paths -> rows with id, id_int, shard_id and the threshold's signature column."""
+    """Documents file paths -> (path, table of id, id_int, shard_id and the threshold's signature column)."""
 
     def __init__(self, threshold: float):
         super().__init__()
@@ -398,13 +550,32 @@ def _edges_prefix(root: str, pass_index: int) -> str:
     return posixpath.join(_work_dir(root), f"edges_pass_{pass_index:03d}")
 
 
-def _edge_line(edge: tuple[int, int]) -> str:
-    return f"{edge[0]} {edge[1]}"
+def _edge_lines(edges: Edges) -> Iterator[str]:
+    """One text element (lines ``hi lo``) per edge chunk."""
+    hi, lo = edges
+    if len(hi):
+        yield "\n".join(f"{a} {b}" for a, b in zip(hi.tolist(), lo.tolist(), strict=True))
 
 
-def _parse_edge(line: str) -> tuple[int, int]:
-    hi, lo = line.split()
-    return int(hi), int(lo)
+def _parse_edges(lines: list[str]) -> Edges:
+    values = np.array(" ".join(lines).split(), dtype=np.int64).reshape(-1, 2)
+    return values[:, 0].copy(), values[:, 1].copy()
+
+
+class ReadEdges(beam.PTransform):
+    """Edge text files (``hi lo`` lines) -> edge chunks."""
+
+    def __init__(self, pattern: str):
+        super().__init__()
+        self._pattern = pattern
+
+    def expand(self, p):
+        return (
+            p
+            | "ReadEdgeLines" >> beam.io.ReadFromText(self._pattern)
+            | "BatchEdgeLines" >> beam.BatchElements(min_batch_size=1, max_batch_size=_FLUSH_ROWS)
+            | "ParseEdges" >> beam.Map(_parse_edges)
+        )
 
 
 class FuzzyDedupFiles(beam.PTransform):
@@ -424,9 +595,9 @@ class FuzzyDedupFiles(beam.PTransform):
 
     def expand(self, paths):
         _ = paths | "KeepInputPaths" >> beam.io.WriteToText(_inputs_prefix(self._root))
-        dedup = FuzzyDedup(self._threshold, rounds=self._rounds)
+        dedup = ClusterTables(self._threshold, rounds=self._rounds)
         flags = paths | "ReadDocuments" >> ReadDedupDocuments(self._threshold) | "Cluster" >> dedup
-        _ = dedup.edges | "EdgeLines" >> beam.Map(_edge_line) | "KeepEdges" >> beam.io.WriteToText(
+        _ = dedup.edges | "EdgeLines" >> beam.FlatMap(_edge_lines) | "KeepEdges" >> beam.io.WriteToText(
             _edges_prefix(self._root, 0)
         )
         return flags | "Write" >> WriteFuzzyDedup(self._out_dir, self._threshold)
@@ -491,10 +662,9 @@ def finish_passes(
         p = new_pipeline(options)
         _ = (
             p
-            | "ReadEdges" >> beam.io.ReadFromText(_edges_prefix(root, pass_index - 1) + "*")
-            | "ParseEdges" >> beam.Map(_parse_edge)
+            | "ReadEdges" >> ReadEdges(_edges_prefix(root, pass_index - 1) + "*")
             | "Rounds" >> StarRounds(rounds_per_pass, rounds)
-            | "EdgeLines" >> beam.Map(_edge_line)
+            | "EdgeLines" >> beam.FlatMap(_edge_lines)
             | "KeepEdges" >> beam.io.WriteToText(_edges_prefix(root, pass_index))
         )
         for name, value in fuzzy_counters(run_and_wait(p)).items():
@@ -503,21 +673,14 @@ def finish_passes(
     if pass_index:  # the first pipeline wrote its outputs from unconverged edges: rewrite them
         _clear(_outputs(root))
         p = new_pipeline(options)
-        keyed = (
+        edges = p | "ReadEdges" >> ReadEdges(_edges_prefix(root, pass_index) + "*")
+        _ = (
             p
             | "InputPaths" >> beam.io.ReadFromText(_inputs_prefix(root) + "*")
             | "ReadDocuments" >> ReadDedupDocuments(threshold)
-            | "KeyBands" >> beam.ParDo(_KeyBands(threshold, signature_column(threshold))).with_outputs(
-                _KeyBands.BANDS, main="refs"
-            )
+            | "Flags" >> ClusterTables(threshold, edges=edges)
+            | "Write" >> WriteFuzzyDedup(out_dir, threshold)
         )
-        edges = (
-            p
-            | "ReadEdges" >> beam.io.ReadFromText(_edges_prefix(root, pass_index) + "*")
-            | "ParseEdges" >> beam.Map(_parse_edge)
-        )
-        labels = edges | "Labels" >> ComponentLabels()
-        _ = keyed.refs | "Flags" >> DocumentFlags(labels) | "Write" >> WriteFuzzyDedup(out_dir, threshold)
         run_and_wait(p)
     _clear([_work_dir(root)])
     totals["cc_rounds_run"] = rounds

@@ -48,6 +48,7 @@ from pipeline.dataset.completion import (
     settings_digest,
 )
 from pipeline.io.publish import remove_stale_temporaries
+from pipeline.progress import BEAM_NAMESPACE as PROGRESS_NAMESPACE
 from pipeline.shard.processor import ShardProcessor, ShardTask, StageSettings
 from pipeline.transforms.exact_dedup import ExactDedupFiles
 from pipeline.transforms.fuzzy_dedup import DEFAULT_ROUNDS_PER_PASS, FuzzyDedupFiles
@@ -149,6 +150,7 @@ class ProcessShardFn(beam.DoFn):
         chosen = [task for task in group.tasks if task.shard in group.selected]
         for task, stats in zip(chosen, self.processor.process_group(group.tasks, group.selected), strict=True):
             count_stats(stats)
+            Metrics.counter(PROGRESS_NAMESPACE, "shards_done").inc()  # the run's progress on a runner's UI
             logger.info(
                 "shard %04d: %d files, %d read, %d kept, %d dropped in %.1fs",
                 task.shard, stats.files, stats.documents_read, stats.documents_kept,
@@ -189,6 +191,7 @@ def _count_resumed(stats: dict[str, Any]) -> dict[str, Any]:
 
     count_stats(ShardStats.from_dict(stats))
     Metrics.counter("rpv2", "shards_resumed").inc()
+    Metrics.counter(PROGRESS_NAMESPACE, "shards_done").inc()
     return stats
 
 
@@ -354,9 +357,26 @@ def output_settings(config: Any, settings: StageSettings, listing: Sequence[str]
         "artifacts": settings.artifacts,
         "steps": list(settings.steps),
         "hash_in_mem": settings.hash_in_mem,
+        "contamination": contamination_identity(settings.contamination),
         # models given by URI: their files' recorded sha256s, so a changed remote model is a difference
         "model_sha256": model_digests(settings.sources),
     }
+
+
+def contamination_identity(index: str | None) -> dict[str, str] | None:
+    """The contamination index of a run: its path and, for a local index, its manifest's sha256 (the
+    manifest holds every array file's sha256), so a rebuilt index at the same path is a difference; a
+    URI-given index is covered by its recorded SHA256SUMS (:func:`model_digests`)."""
+    if not index:
+        return None
+    from pipeline.contamination.index import MANIFEST_NAME
+
+    identity = {"path": index}
+    manifest = os.path.join(index, MANIFEST_NAME)
+    if "://" not in index and os.path.isfile(manifest):
+        with open(manifest, "rb") as handle:
+            identity["manifest_sha256"] = hashlib.sha256(handle.read()).hexdigest()
+    return identity
 
 
 def model_digests(sources: Any) -> dict[str, Any]:
@@ -366,7 +386,7 @@ def model_digests(sources: Any) -> dict[str, Any]:
     if sources is None:
         return {}
     found: dict[str, Any] = {}
-    for name in ("lid_model", "models_dir", "artifacts"):
+    for name in ("lid_model", "models_dir", "artifacts", "contamination"):
         value = getattr(sources, name, None)
         if value is not None:
             found[name] = json.loads(json.dumps(dataclasses.asdict(value), default=str))

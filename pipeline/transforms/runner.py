@@ -1,7 +1,8 @@
 """Which Beam runner object a pipeline of rpv2 is built with, and running it to completion.
 
-Shared by every rpv2 pipeline (``rpv2 run``, ``rpv2 dedup exact``, ``rpv2 dedup fuzzy``) so that they
-all behave the same on a machine without network access.
+Shared by every rpv2 pipeline (``rpv2 run``, ``rpv2 dedup exact``, ``rpv2 dedup fuzzy``, ``rpv2 filter``,
+``rpv2 export``) so that they all behave the same on a machine without network access, and take the same
+``--runner-profile NAME`` (:func:`add_runner_profile_argument`, :func:`command_beam_args`).
 
 - ``--runner=DirectRunner`` (the default): Beam's FnApiRunner in this process (:func:`offline_direct_runner`).
 - Any other runner: Beam's own runner for ``--runner`` (FlinkRunner, SparkRunner, DataflowRunner, ...),
@@ -25,7 +26,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,39 @@ def offline_direct_runner(options: Any) -> Any | None:
         beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
     )
     return fn_runner.FnApiRunner(provision_info=provision_info)
+
+
+def add_runner_profile_argument(parser: Any) -> None:
+    """``--runner-profile NAME`` on a command that runs a Beam pipeline: the one definition every such
+    command uses (with :func:`command_beam_args`), so that a profile means the same thing everywhere."""
+    parser.add_argument(
+        "--runner-profile", metavar="NAME", default=None,
+        help="Beam runner profile: configs/runners/NAME.yaml (direct, dataflow, flink, flink-local, spark, "
+             "spark-local) or a YAML file; its beam: options, then the Beam options on the command line (they win)",
+    )
+
+
+def profile_beam_args(profile: str | None, beam_args: Sequence[str] = ()) -> list[str]:
+    """The Beam arguments of a pipeline: the runner profile's ``beam:`` options as flags (``${VAR}`` and ``~``
+    expanded, as ``rpv2 run`` reads them: pipeline.config), then ``beam_args`` (the command line), which
+    win. A profile's other keys are ``rpv2 run`` settings and do not apply here.
+
+    Raises pipeline.config.ConfigError (a ValueError: unknown profile, unreadable YAML, unset variable,
+    an option Beam does not know), before any work."""
+    if not profile:
+        return list(beam_args)
+    from pipeline.config import beam_options_to_args, expand_profile, read_yaml, runner_profile_path
+    from pipeline.preflight import check_beam_args
+
+    options = expand_profile(read_yaml(runner_profile_path(profile)), profile).get("beam") or {}
+    args = beam_options_to_args(options) + list(beam_args)
+    check_beam_args(args)
+    return args
+
+
+def command_beam_args(args: Any) -> list[str]:
+    """:func:`profile_beam_args` for a parsed command line (``args.runner_profile``, ``args.beam_args``)."""
+    return profile_beam_args(getattr(args, "runner_profile", None), getattr(args, "beam_args", None) or ())
 
 
 def new_pipeline(options: Any) -> Any:

@@ -409,7 +409,8 @@ def test_flink_dedup_summaries_equal_the_direct_runners(flink_run, direct_run):
 
 
 def _flink_flags(flink_install: dict[str, str]) -> list[str]:
-    """flink-local's options as Beam flags on the command line (`rpv2 dedup` takes no runner profile)."""
+    """flink-local's options as Beam flags on the command line (what `--runner-profile flink-local` gives,
+    spelled out: Beam's flags pass through every command)."""
     config = load_config(runner_profile="flink-local")
     return [f"--{key}={value}" for key, value in sorted(config.beam.items())]
 
@@ -471,6 +472,24 @@ def test_rpv2_filter_and_export_run_on_flink_with_beam_flags(command, flink_inst
     assert _files(tmp_path, "flink") != {}
     assert {name.removeprefix("flink/"): digest for name, digest in _files(tmp_path, "flink").items()} == {
         name.removeprefix("direct/"): digest for name, digest in _files(tmp_path, "direct").items()}
+
+
+def test_rpv2_export_hf_runs_on_flink_with_the_runner_profile(flink_install, direct_run, tmp_path):
+    """`--runner-profile flink-local` on a command other than `rpv2 run` (the one helper every Beam command
+    uses, pipeline/transforms/runner.py): `rpv2 export --format hf` on embedded Flink writes the
+    DirectRunner's files, dataset card and report included."""
+    direct_work, _ = direct_run
+    for name, flags in (("direct", []), ("flink", ["--runner-profile", "flink-local"])):
+        _cli("export", str(direct_work / "out"), "--format", "hf", "--output", str(tmp_path / name), *flags,
+             flink=bool(flags))
+
+    def every_file(root: Path) -> dict[str, str]:
+        return {path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+                for path in sorted(root.rglob("*")) if path.is_file()}
+
+    direct = every_file(tmp_path / "direct")
+    assert {"README.md", "_export_report.json"} < set(direct) and any(name.startswith("data/") for name in direct)
+    assert every_file(tmp_path / "flink") == direct
 
 
 # --------------------------------------------------------------------------------------------------

@@ -210,9 +210,10 @@ def band_graphs(draw):
 
 
 @settings(max_examples=5, deadline=None)
-@given(band_graphs())
-def test_fuzzy_dedup_transform_components_equal_networkx(graph):
-    """The single-pipeline PTransform (what `rpv2 run` appends) on random band-sharing graphs."""
+@given(band_graphs(), st.sampled_from([{}, {"parts": 3, "pass_rows": 4}]))
+def test_fuzzy_dedup_transform_components_equal_networkx(graph, sizes):
+    """The single-pipeline PTransform (what `rpv2 run` appends) on random band-sharing graphs, with the
+    default partitions and with 3 partitions whose grouped steps run in several passes of 4 rows."""
     n, seed, pairs = graph
     rng = np.random.default_rng(seed)
     bands = rng.integers(0, 256, (n, 14, 36), dtype=np.uint8)
@@ -238,7 +239,7 @@ def test_fuzzy_dedup_transform_components_equal_networkx(graph):
         out = (
             p
             | beam.Create(docs)
-            | FuzzyDedup(0.7, rounds=5)
+            | FuzzyDedup(0.7, rounds=5, **sizes)
             | beam.Map(lambda r: (r["id"], r["cluster_id"], r["is_representative"], r["in_cluster"]))
         )
         assert_that(out, equal_to(expected))
@@ -304,11 +305,11 @@ def test_ids_alone_suffice_id_int_and_shard_id_are_derived_as_rpv2(tmp_path):
     assert pc.sum(clusters["is_representative"]).as_py() == 1
 
 
-def run_transform(docs: list[dict], rounds: int):
+def run_transform(docs: list[dict], rounds: int, **sizes):
     from pipeline.transforms.fuzzy_dedup import converged
 
     p = beam.Pipeline()
-    _ = p | beam.Create(docs) | FuzzyDedup(0.7, rounds=rounds)
+    _ = p | beam.Create(docs) | FuzzyDedup(0.7, rounds=rounds, **sizes)
     result = p.run()
     result.wait_until_finish()
     return converged(result, rounds)
@@ -321,6 +322,7 @@ def test_converged_tells_whether_the_unrolled_rounds_sufficed():
         d["id_int"] = document_id_int(d["id"])
     assert not run_transform(docs, rounds=1)
     assert run_transform(docs, rounds=8)
+    assert run_transform(docs, rounds=8, parts=2, pass_rows=10)  # several passes per partition
 
 
 def test_groundtruth_near_duplicates_on_both_engines(tmp_path):

@@ -12,10 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rpv2_groundtruth import known_groups, load_groundtruth
 
+from dedup.components import KeyMins, partition_of, subpass_of
 from dedup.fuzzy_local import cluster_ids_local, nodes_of
 from dedup.lsh import (
     band_keys,
+    band_rows,
     band_shape,
+    band_star_edges,
+    band_star_edges_exact,
     check_bands,
     from_node,
     parse_threshold,
@@ -237,3 +241,81 @@ def test_the_local_engine_and_the_exact_dedup_rules_run_without_beam():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------ band rows of the Beam engine (no Beam)
+
+
+def _band_star_as_beam(nodes, bands, chunk_rows, parts, passes):
+    """Band rows split as the Beam engine splits them (chunks per input batch, fingerprint partitions,
+    passes), each pass reduced by a KeyMins then linked by band_star_edges."""
+    chunks = []
+    for start in range(0, len(nodes), chunk_rows):
+        chunks.append(band_rows(nodes[start:start + chunk_rows], bands[start:start + chunk_rows]))
+    edges = set()
+    for p in range(parts):
+        for j in range(passes):
+            cell = [(fp[sel], keys[sel], nd[sel]) for fp, keys, nd in chunks
+                    for sel in [(partition_of(fp, parts) == p) & (subpass_of(fp, passes) == j)]]
+            state = KeyMins(compact_at=5)
+            for fp, keys, nd in cell:
+                state.add(fp, nd, keys)
+            found = state.finish()
+            for fp, keys, nd in cell:
+                hi, lo = band_star_edges(fp, keys, nd, found)
+                edges |= set(zip(hi.tolist(), lo.tolist(), strict=True))
+    return edges
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 80), st.integers(1, 6), st.integers(1, 4), st.integers(0, 2**32 - 1), st.integers(1, 30),
+       st.integers(1, 4), st.integers(1, 3))
+def test_beam_band_rows_link_the_same_pairs_as_star_edges(n, n_bands, alphabet, seed, chunk_rows, parts, passes):
+    rng = np.random.default_rng(seed)
+    bands = rng.integers(0, alphabet, (n, n_bands, 4), dtype=np.uint8)
+    nodes = rng.permutation(10 * n)[:n].astype(np.int64) - 5 * n
+    src, dst = star_edges(nodes, bands)
+    expected = set(zip(nodes[src].tolist(), nodes[dst].tolist(), strict=True))
+    assert _band_star_as_beam(nodes, bands, chunk_rows, parts, passes) == expected
+
+
+def test_equal_bytes_in_different_bands_are_different_keys():
+    bands = np.zeros((2, 2, 4), np.uint8)
+    bands[1] = bands[0, ::-1]  # doc 1's band 1 = doc 0's band 0 and vice versa, all zeros: same bytes
+    bands[0, 1] = 7
+    bands[1, 0] = 7
+    fp, keys, nodes = band_rows(np.array([10, 20]), bands)
+    assert keys[:, 0].tolist() == [0, 0, 1, 1]
+    assert len(set(fp.tolist())) == 4  # (band 0, zeros), (band 0, 7s), (band 1, 7s), (band 1, zeros)
+
+
+def test_a_fingerprint_collision_is_detected_and_resolved_exactly():
+    # four rows, two different keys, given the same fingerprint: the fast path refuses, the exact one links
+    keys = np.array([[0, 1, 2, 3, 4], [0, 1, 2, 3, 4], [0, 4, 3, 2, 1], [0, 4, 3, 2, 1]], np.uint8)
+    nodes = np.array([3, 1, 2, 0], np.int64)
+    fp = np.full(4, 42, np.uint64)
+    state = KeyMins()
+    state.add(fp, nodes, keys)
+    assert band_star_edges(fp, keys, nodes, state.finish()) is None
+    hi, lo = band_star_edges_exact([(keys[:2], nodes[:2]), (keys[2:], nodes[2:])])
+    assert set(zip(hi.tolist(), lo.tolist(), strict=True)) == {(3, 1), (2, 0)}
+
+
+def test_flags_file_order_by_arrow_equals_the_row_order_rule():
+    import pyarrow as pa
+
+    from dedup.fuzzy_local import flag_table
+
+    rng = np.random.default_rng(3)
+    ids = [f"2023-06/000{rng.integers(0, 3)}/en_head.json.gz/{rng.integers(0, 10**6)}" for _ in range(3000)]
+    rows = {"id": ids, "id_int": pa.array([document_id_int(i) for i in ids], pa.uint64()),
+            "shard_id": [shard_id_of(i) for i in ids], "cluster_id": pa.array([0] * len(ids), pa.uint64()),
+            "is_representative": [False] * len(ids)}
+    fast = flag_table([pa.table(rows)])
+    odd = {**rows, "id": [*ids[:-1], "2023-06/0000/en_head.json.gz/x"]}  # not a row number: the Python rule
+    slow = flag_table([pa.table(odd)])
+    def key(i):
+        prefix, _, row = i.rpartition("/")
+        return (prefix, int(row), "") if row.isdigit() else (prefix, -1, row)
+    assert fast.column("id").to_pylist() == sorted(ids, key=key)
+    assert slow.column("id").to_pylist() == sorted(odd["id"], key=key)
