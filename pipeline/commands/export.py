@@ -77,12 +77,8 @@ def main(args: argparse.Namespace) -> int:
         f"rpv2 export: {stats.documents} documents from {stats.files} files -> {args.output} "
         f"(documents, quality_signals; minhash {stats.minhash_files} files; duplicates {stats.duplicates_files} files)"
     )
-    for key, value in sorted(stats.counts.items()):
-        print(f"  {key}: {value}")
-    for message in stats.errors[:20]:
-        print(f"  error: {message}")
-    if len(stats.errors) > 20:
-        print(f"  ... {len(stats.errors) - 20} more errors")
+    for line in stats.problem_lines():
+        print(line)
     return 1 if stats.counts["unreadable_files"] else 0
 
 
@@ -91,10 +87,6 @@ def _report_hf(stats: HFExportStats, output: str) -> int:
     print(f"rpv2 export: {stats.documents} documents from {stats.files} files -> {output.rstrip('/')}/data "
           f"(HuggingFace datasets layout; dataset card {output.rstrip('/')}/README.md, "
           f"{len(stats.configs)} language_bucket configs)")
-    for key, value in sorted(stats.counts.items()):
-        print(f"  {key}: {value}")
-    for message in stats.errors[:20]:
-        print(f"  error: {message}")
-    if len(stats.errors) > 20:
-        print(f"  ... {len(stats.errors) - 20} more errors")
+    for line in stats.problem_lines():
+        print(line)
     return 1 if stats.counts["unreadable_files"] else 0

@@ -32,6 +32,7 @@ from typing import Any
 from dedup.minhash import signature_threshold
 from pipeline.dataset.layout import ShardFile
 from pipeline.dataset.schema import PARTITION_COLUMNS
+from pipeline.export.stats import FileStats
 
 DATA_DIR = "data"
 CARD_FILE = "README.md"
@@ -91,31 +92,18 @@ def hf_table(table: Any, columns: Sequence[tuple[str, str]], values: Mapping[str
 
 
 @dataclass
-class HFExportStats:
+class HFExportStats(FileStats):
     """What an HF export wrote (files, documents, documents per ``<language>_<bucket>`` config) and what it
     could not: of one file, or summed over files (:func:`sum_hf_stats`)."""
 
-    files: int = 0
-    documents: int = 0
     configs: Counter = field(default_factory=Counter)  # config name -> documents
     signatures: list[str] = field(default_factory=list)  # RPv2's signature_sim<t> columns met, sorted
-    counts: Counter = field(default_factory=Counter)  # skipped files by reason
-    errors: list[str] = field(default_factory=list)
 
-    def skipped(self, rel_path: str, reason: str, message: str) -> HFExportStats:
-        """Count a file that was not exported, by ``reason``, and list it; returns self."""
-        self.counts[reason] += 1
-        self.errors.append(f"{rel_path}: skipped: {message}")
-        return self
-
-    def absorb(self, other: HFExportStats) -> HFExportStats:
+    def absorb(self, other: HFExportStats) -> HFExportStats:  # type: ignore[override]
         """Add the stats of ``other`` (other files); returns self."""
-        self.files += other.files
-        self.documents += other.documents
+        super().absorb(other)
         self.configs.update(other.configs)
         self.signatures = sorted(set(self.signatures) | set(other.signatures))
-        self.counts.update(other.counts)
-        self.errors.extend(other.errors)
         return self
 
     def counters(self) -> dict[str, int]:
@@ -131,8 +119,9 @@ class HFExportStats:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> HFExportStats:
-        return cls(data["files"], data["documents"], Counter(data["configs"]), list(data["signatures"]),
-                   Counter(data["counts"]), list(data["errors"]))
+        return cls(files=data["files"], documents=data["documents"], configs=Counter(data["configs"]),
+                   signatures=list(data["signatures"]), counts=Counter(data["counts"]),
+                   errors=list(data["errors"]))
 
 
 def sum_hf_stats(stats: Iterable[HFExportStats]) -> HFExportStats:

@@ -33,12 +33,13 @@ import gzip
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from dedup.minhash import signature_column, signature_threshold
 from pipeline.dataset.layout import ShardFile
 from pipeline.dataset.schema import DOCUMENT_FIELDS
+from pipeline.export.stats import FileStats
 
 # The 16 CCNet fields in the order of RPv2's (and cc_net's) documents files.
 CCNET_FIELDS: tuple[str, ...] = tuple(name for name, _ in DOCUMENT_FIELDS[:16])
@@ -133,30 +134,17 @@ def _open_gzip_text(path: str):
 
 
 @dataclass
-class ExportStats:
+class ExportStats(FileStats):
     """What an export wrote and what it could not: of one file, or summed over files (:func:`sum_stats`)."""
 
-    files: int = 0
-    documents: int = 0
     minhash_files: int = 0
     duplicates_files: int = 0
-    counts: Counter = field(default_factory=Counter)
-    errors: list[str] = field(default_factory=list)
 
-    def skipped(self, rel_path: str, reason: str, message: str) -> ExportStats:
-        """Count a file that was not exported, by ``reason``, and list it; returns self."""
-        self.counts[reason] += 1
-        self.errors.append(f"{rel_path}: skipped: {message}")
-        return self
-
-    def absorb(self, other: ExportStats) -> ExportStats:
+    def absorb(self, other: ExportStats) -> ExportStats:  # type: ignore[override]
         """Add the stats of ``other`` (other files); returns self."""
-        self.files += other.files
-        self.documents += other.documents
+        super().absorb(other)
         self.minhash_files += other.minhash_files
         self.duplicates_files += other.duplicates_files
-        self.counts.update(other.counts)
-        self.errors.extend(other.errors)
         return self
 
     def counters(self) -> dict[str, int]:
@@ -174,8 +162,9 @@ class ExportStats:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ExportStats:
-        return cls(data["files"], data["documents"], data["minhash_files"], data["duplicates_files"],
-                   Counter(data["counts"]), list(data["errors"]))
+        return cls(files=data["files"], documents=data["documents"], minhash_files=data["minhash_files"],
+                   duplicates_files=data["duplicates_files"], counts=Counter(data["counts"]),
+                   errors=list(data["errors"]))
 
 
 def sum_stats(stats: Iterable[ExportStats]) -> ExportStats:
