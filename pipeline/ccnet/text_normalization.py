@@ -78,9 +78,22 @@ def _replace_punct_or_remove(match: re.Match[str]) -> str:
     return UNICODE_PUNCT.get(match.group(), "")
 
 
+# Non-ASCII runs repeat endlessly in real text ("é", "ü", "’", a CJK word): their accent-stripped form is
+# kept here, bounded (cleared when full) so memory stays flat on any input; a pure cache, no value changes.
+_ACCENT_RUNS: dict[str, str] = {}
+ACCENT_RUNS_LIMIT = 65_536
+
+
 def _strip_accents_run(match: re.Match[str]) -> str:
-    nfd = unicodedata.normalize("NFD", match.group())
-    return "".join(c for c in nfd if unicodedata.category(c) != "Mn")
+    run = match.group()
+    stripped = _ACCENT_RUNS.get(run)
+    if stripped is None:
+        nfd = unicodedata.normalize("NFD", run)
+        stripped = "".join(c for c in nfd if unicodedata.category(c) != "Mn")
+        if len(_ACCENT_RUNS) >= ACCENT_RUNS_LIMIT:
+            _ACCENT_RUNS.clear()
+        _ACCENT_RUNS[run] = stripped
+    return stripped
 
 
 def strip_accents(line: str) -> str:

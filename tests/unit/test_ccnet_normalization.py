@@ -112,3 +112,24 @@ def test_blank_input_stays_blank():
 def test_strip_accents_removes_combining_marks_only():
     assert strip_accents("naïve café Ångström") == "naive cafe Angstrom"
     assert strip_accents("日本語") == "日本語"
+
+
+def test_accent_run_cache_changes_no_value_and_stays_bounded(real_lines, monkeypatch):
+    """The cache of stripped non-ASCII runs is a pure speed-up: every text normalizes the same with a
+    cold cache, a warm one, and one that clears every few entries; the cache never outgrows its limit."""
+    from pipeline.ccnet import text_normalization as tn
+
+    texts = [line for line in real_lines if line.strip()]
+
+    def plain(line: str) -> str:  # cc_net's strip_accents over the whole string, no cache
+        nfd = unicodedata.normalize("NFD", line)
+        return "".join(c for c in nfd if unicodedata.category(c) != "Mn")
+
+    tn._ACCENT_RUNS.clear()
+    cold = [tn.strip_accents(t) for t in texts]
+    warm = [tn.strip_accents(t) for t in texts]
+    monkeypatch.setattr(tn, "ACCENT_RUNS_LIMIT", 7)
+    tn._ACCENT_RUNS.clear()
+    tiny = [tn.strip_accents(t) for t in texts]
+    assert len(tn._ACCENT_RUNS) <= 7
+    assert cold == warm == tiny == [plain(t) for t in texts]
