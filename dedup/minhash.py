@@ -374,7 +374,7 @@ def _table_from_buffers(columns: dict[str, list], schema):
         if field.type == pa.string():
             if not all(type(v) is str for v in values):
                 return None
-            arrays.append(_binary_like(pa.string(), [v.encode("utf-8") for v in values], None))
+            arrays.append(_binary_like(pa.string(), [v.encode("utf-8") for v in values]))
         elif field.type == pa.uint64():
             if not all(type(v) is int and 0 <= v < 1 << 64 for v in values):
                 return None
@@ -390,7 +390,7 @@ def _table_from_buffers(columns: dict[str, list], schema):
             np.cumsum(lengths, out=offsets[1:])
             if offsets[-1] >= 1 << 31:
                 return None
-            child = _binary_like(pa.binary(), [b for v in values if v is not None for b in v], None)
+            child = _binary_like(pa.binary(), [b for v in values if v is not None for b in v])
             arrays.append(pa.Array.from_buffers(
                 field.type, len(values), [_validity(valid), pa.py_buffer(offsets.astype(np.int32))],
                 null_count=valid.count(False), children=[child],
@@ -400,8 +400,8 @@ def _table_from_buffers(columns: dict[str, list], schema):
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _binary_like(arrow_type, items: list[bytes], valid: list[bool] | None):
-    """A string/binary array of ``items`` (32-bit offsets), from its offsets and data buffers."""
+def _binary_like(arrow_type, items: list[bytes]):
+    """A string/binary array of ``items`` (32-bit offsets, no nulls), from its offsets and data buffers."""
     import pyarrow as pa
 
     lengths = np.fromiter(map(len, items), dtype=np.int64, count=len(items))
@@ -409,7 +409,7 @@ def _binary_like(arrow_type, items: list[bytes], valid: list[bool] | None):
     np.cumsum(lengths, out=offsets[1:])
     if offsets[-1] >= 1 << 31:
         raise ValueError("minhash parquet column over 2 GiB")
-    buffers = [_validity(valid) if valid else None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(items))]
+    buffers = [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(items))]
     return pa.Array.from_buffers(arrow_type, len(items), buffers)
 
 

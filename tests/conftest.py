@@ -7,6 +7,8 @@ data is missing the test fails loudly: a skipped test in CI is a hidden failure.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,21 @@ def shared_path(*parts: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"test data missing: {path} (set RPV2_SHARED to the shared/ directory)")
     return path
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory) -> Path:
+    """`rpv2 run` on the embedded sample with the RPv2 artifacts and exact dedup (fuzzy 0.8 is the
+    sample's default), once per session: the filter, resample and export tests only read it. A module
+    that needs another run defines its own ``sample_run``."""
+    out = tmp_path_factory.mktemp("sample_run")
+    subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "run", "--output", str(out / "out"),
+         "--exact-dedup-state", str(out / "state"),
+         "--artifacts", str(shared_path("groundtruth", "rpv2", "artifacts"))],
+        check=True, cwd=REPO_ROOT, capture_output=True,
+    )
+    return out / "out"
 
 
 @pytest.fixture(scope="session")

@@ -126,10 +126,7 @@ class HFExportStats(FileStats):
 
 def sum_hf_stats(stats: Iterable[HFExportStats]) -> HFExportStats:
     """The stats of several files as one (commutative and associative, as a Beam combiner needs)."""
-    total = HFExportStats()
-    for item in stats:
-        total.absorb(item)
-    return total
+    return HFExportStats.total(stats)
 
 
 def export_hf_file(path: str, output: str, signature_names: str = "undotted") -> HFExportStats:
@@ -138,19 +135,9 @@ def export_hf_file(path: str, output: str, signature_names: str = "undotted") ->
 
     A file outside the layout or unreadable is skipped: counted by reason (``files_outside_layout``,
     ``unreadable_files``) and listed in ``errors``."""
-    import tempfile
-
-    from pipeline.dataset.layout import from_path
-
-    shard = from_path(path)
-    if shard is None:
-        return HFExportStats().skipped(path, "files_outside_layout",
-                                       "not snapshot=<s>/language=<l>/bucket=<b>/<shard>.parquet")
-    try:
-        with tempfile.TemporaryDirectory(prefix="rpv2-export-hf-") as work_dir:
-            return _export_hf_file(path, shard, output, signature_names, work_dir)
-    except (OSError, ValueError, KeyError, TypeError) as exc:  # corrupt file, wrong column types
-        return HFExportStats().skipped(shard.rel_path, "unreadable_files", f"{type(exc).__name__}: {exc}")
+    return HFExportStats.of_file(
+        path, "rpv2-export-hf-",
+        lambda shard, work_dir: _export_hf_file(path, shard, output, signature_names, work_dir))
 
 
 def _export_hf_file(path: str, shard: ShardFile, output: str, signature_names: str, work_dir: str) -> HFExportStats:

@@ -170,10 +170,7 @@ class ExportStats(FileStats):
 def sum_stats(stats: Iterable[ExportStats]) -> ExportStats:
     """The stats of several files as one (commutative and associative, as a Beam combiner needs; no
     input is changed)."""
-    total = ExportStats()
-    for item in stats:
-        total.absorb(item)
-    return total
+    return ExportStats.total(stats)
 
 
 def _rows(parquet: Any, from_path: Mapping[str, str]) -> Iterator[dict[str, Any]]:
@@ -198,19 +195,8 @@ def export_file(path: str, root: str, output: str) -> ExportStats:
 
     A file outside the layout, without ids, or unreadable is skipped: counted by reason
     (``files_outside_layout``, ``files_without_ids``, ``unreadable_files``) and listed in ``errors``."""
-    import tempfile
-
-    from pipeline.dataset.layout import from_path
-
-    shard = from_path(path)
-    if shard is None:
-        return ExportStats().skipped(path, "files_outside_layout",
-                                     "not snapshot=<s>/language=<l>/bucket=<b>/<shard>.parquet")
-    try:
-        with tempfile.TemporaryDirectory(prefix="rpv2-export-") as work_dir:
-            return _export_file(path, shard, root, output, work_dir)
-    except (OSError, ValueError, KeyError, TypeError) as exc:  # corrupt file, wrong column types
-        return ExportStats().skipped(shard.rel_path, "unreadable_files", f"{type(exc).__name__}: {exc}")
+    return ExportStats.of_file(
+        path, "rpv2-export-", lambda shard, work_dir: _export_file(path, shard, root, output, work_dir))
 
 
 def _export_file(path: str, shard: ShardFile, root: str, output: str, work_dir: str) -> ExportStats:

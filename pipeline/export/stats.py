@@ -6,8 +6,9 @@ fields on top, so skipping, summing and reporting a file mean the same thing in 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 _Stats = TypeVar("_Stats", bound="FileStats")
 
@@ -33,6 +34,34 @@ class FileStats:
         self.counts.update(other.counts)
         self.errors.extend(other.errors)
         return self
+
+    @classmethod
+    def total(cls: type[_Stats], stats: Iterable[_Stats]) -> _Stats:
+        """The stats of several files as one (commutative and associative, as a Beam combiner needs; no
+        input is changed)."""
+        total = cls()
+        for item in stats:
+            total.absorb(item)
+        return total
+
+    @classmethod
+    def of_file(cls: type[_Stats], path: str, temp_prefix: str, export: Callable[[Any, str], _Stats]) -> _Stats:
+        """``export(shard, work_dir)`` of one documents file, in a local temporary directory removed
+        afterwards; a file outside the layout or unreadable (a corrupt file, wrong column types) is
+        skipped and counted (``files_outside_layout``, ``unreadable_files``), the same way in every format."""
+        import tempfile
+
+        from pipeline.dataset.layout import from_path
+
+        shard = from_path(path)
+        if shard is None:
+            return cls().skipped(path, "files_outside_layout",
+                                 "not snapshot=<s>/language=<l>/bucket=<b>/<shard>.parquet")
+        try:
+            with tempfile.TemporaryDirectory(prefix=temp_prefix) as work_dir:
+                return export(shard, work_dir)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return cls().skipped(shard.rel_path, "unreadable_files", f"{type(exc).__name__}: {exc}")
 
     def problem_lines(self, limit: int = 20) -> list[str]:
         """The lines a command prints under its summary: counts by reason, then the first ``limit``

@@ -17,6 +17,7 @@ candidate reaches it. Its two drop reasons are reported as the last two "rules" 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -343,27 +344,39 @@ def kept_batches(
             yield kept
 
 
+@contextlib.contextmanager
+def _open_for_recipe(
+    path: str, root: str, shard: ShardFile, recipe: Recipe, report: FilterReport
+) -> Iterator[tuple[Any, dict[str, str], dict[str, dict[str, bool | None]]]]:
+    """One documents file opened for ``recipe``, as every pass over it needs it: (the ParquetFile, the
+    partition values its path gives and its columns lack, the dedup flags the recipe reads from the
+    sibling datasets). Raises RecipeError when the file's columns do not fit the recipe."""
+    import pyarrow.parquet as pq
+    from apache_beam.io.filesystems import FileSystems
+
+    from pipeline.dataset.layout import partition_values
+
+    with FileSystems.open(path, compression_type="uncompressed") as handle:
+        parquet = pq.ParquetFile(handle, pre_buffer=False)
+        schema = parquet.schema_arrow
+        recipe.check(column_kinds(_with_partition_columns(schema)))
+        path_values = {k: v for k, v in partition_values(path).items() if k not in schema.names}
+        flags = sibling_flags(root, shard, sorted(n for n in recipe.columns if is_dedup_flag(n)), report)
+        yield parquet, path_values, flags
+
+
 def resample_scan(path: str, root: str, recipe: Recipe, k: int | None) -> tuple[int, list[Candidate]]:
     """For a recipe that resamples: how many documents of one file the rules keep and the weight can weigh,
     and (``k`` given) their top-k candidates, largest first. A file :func:`filter_file` would skip (outside
     the layout, unreadable, not fitting the recipe) gives (0, []): it offers no document to the draw, and
     the writing pass counts it. Reads only the columns the rules and the weight need."""
-    import pyarrow.parquet as pq
-    from apache_beam.io.filesystems import FileSystems
-
-    from pipeline.dataset.layout import from_path, partition_values
+    from pipeline.dataset.layout import from_path
 
     shard = from_path(path)
     if shard is None or recipe.resample is None:
         return 0, []
     try:
-        with FileSystems.open(path, compression_type="uncompressed") as handle:
-            parquet = pq.ParquetFile(handle, pre_buffer=False)
-            schema = parquet.schema_arrow
-            recipe.check(column_kinds(_with_partition_columns(schema)))
-            path_values = {k: v for k, v in partition_values(path).items() if k not in schema.names}
-            flag_names = sorted(n for n in recipe.columns if is_dedup_flag(n))
-            flags = sibling_flags(root, shard, flag_names, FilterReport(recipe))
+        with _open_for_recipe(path, root, shard, recipe, FilterReport(recipe)) as (parquet, path_values, flags):
             columns = sorted((recipe.read_columns - set(flags) - set(path_values)) | {"id"})
             eligible = 0
             heap: list[Candidate] = []  # the file's top k so far
@@ -394,10 +407,9 @@ def filter_file(
     ``errors``; it counts no document and publishes nothing."""
     import itertools
 
-    import pyarrow.parquet as pq
     from apache_beam.io.filesystems import FileSystems
 
-    from pipeline.dataset.layout import from_path, partition_values
+    from pipeline.dataset.layout import from_path
     from pipeline.io.publish import publish
 
     shard = from_path(path)
@@ -408,12 +420,8 @@ def filter_file(
     report = FilterReport(recipe)
     destination = shard.path(output)
     try:
-        with FileSystems.open(path, compression_type="uncompressed") as handle:
-            parquet = pq.ParquetFile(handle, pre_buffer=False)
+        with _open_for_recipe(path, root, shard, recipe, report) as (parquet, from_path_values, flags):
             schema = parquet.schema_arrow
-            recipe.check(column_kinds(_with_partition_columns(schema)))
-            from_path_values = {k: v for k, v in partition_values(path).items() if k not in schema.names}
-            flags = sibling_flags(root, shard, sorted(n for n in recipe.columns if is_dedup_flag(n)), report)
             partition = f"{shard.snapshot}/{shard.language}/{shard.bucket}"
             batches = kept_batches(parquet, recipe, from_path_values, flags, report, partition, cutoff)
             first = next(batches, None)

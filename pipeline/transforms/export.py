@@ -4,13 +4,13 @@ the HuggingFace ``datasets`` layout (pipeline/export/hf.py), one file per unit o
 Data flow (pipeline/export/rpv2.py holds the mapping and the records; these transforms only move data)::
 
     documents file paths ─► Reshuffle (files spread over workers)
-        ─► ExportFile: read in batches ─► documents/…json.gz, quality_signals/…signals.json.gz,
+        ─► ExportFile (ExportEachFile over export_file): read in batches ─► documents/…json.gz, quality_signals/…signals.json.gz,
            minhash/…minhash.parquet and, where duplicates_exact/ holds the same file,
            duplicates/…duplicates.parquet, each published whole
            ─► that file's ExportStats, as Beam counters
         ─► CombineGlobally (the stats summed) ─► <out>/_export_report.json
 
-    --format hf: the same, with ExportHFFile (one <out>/data/<snapshot>/<language>/<bucket>/<shard>.parquet
+    --format hf: the same, with ExportHFFile (ExportEachFile over export_hf_file: one <out>/data/<snapshot>/<language>/<bucket>/<shard>.parquet
     per file, partition columns stored, undotted MinHash column names), and the summed stats also give
     <out>/README.md, the dataset card whose configs datasets.load_dataset reads
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import apache_beam as beam
@@ -38,15 +39,16 @@ NAMESPACE = "rpv2.export"
 REPORT_FILE = "_export_report.json"
 
 
-class ExportFile(beam.DoFn):
-    """documents file path -> its RPv2 files published, and its ExportStats (also counted)."""
+class ExportEachFile(beam.DoFn):
+    """documents file path -> its files in one export format published (``export(path)``, e.g.
+    :func:`pipeline.export.rpv2.export_file` with its run and output bound), and that file's stats (also
+    counted, and one unit of the command's progress)."""
 
-    def __init__(self, root: str, output: str):
-        self.root = root
-        self.output = output
+    def __init__(self, export: Callable[[str], ExportStats | HFExportStats]):
+        self.export = export
 
     def process(self, path: str):
-        stats = export_file(path, self.root, self.output)
+        stats = self.export(path)
         count_report(stats, NAMESPACE)
         Metrics.counter(PROGRESS_NAMESPACE, "files_done").inc()  # units done, as the command's progress
         yield stats
@@ -85,24 +87,10 @@ class ExportRPv2(beam.PTransform):
         return (
             paths
             | "SpreadFiles" >> beam.Reshuffle()
-            | "ExportFile" >> beam.ParDo(ExportFile(self.root, self.output))
+            | "ExportFile" >> beam.ParDo(ExportEachFile(partial(export_file, root=self.root, output=self.output)))
             | "SumStats" >> beam.CombineGlobally(sum_stats)
             | "WriteExportReport" >> beam.Map(write_export_report, self.output)
         )
-
-
-class ExportHFFile(beam.DoFn):
-    """documents file path -> its HF layout file published, and its HFExportStats (also counted)."""
-
-    def __init__(self, output: str, signature_names: str):
-        self.output = output
-        self.signature_names = signature_names
-
-    def process(self, path: str):
-        stats = export_hf_file(path, self.output, self.signature_names)
-        count_report(stats, NAMESPACE)
-        Metrics.counter(PROGRESS_NAMESPACE, "files_done").inc()
-        yield stats
 
 
 def write_hf_report_and_card(stats: HFExportStats, output: str, signature_names: str) -> HFExportStats:
@@ -129,7 +117,8 @@ class ExportHF(beam.PTransform):
         return (
             paths
             | "SpreadFiles" >> beam.Reshuffle()
-            | "ExportHFFile" >> beam.ParDo(ExportHFFile(self.output, self.signature_names))
+            | "ExportHFFile" >> beam.ParDo(ExportEachFile(
+                partial(export_hf_file, output=self.output, signature_names=self.signature_names)))
             | "SumStats" >> beam.CombineGlobally(sum_hf_stats)
             | "WriteReportAndCard" >> beam.Map(write_hf_report_and_card, self.output, self.signature_names)
         )

@@ -18,13 +18,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO_ROOT, shared_path
+from conftest import shared_path
 
 from pipeline.dataset.files import read_documents_file
 from pipeline.dataset.schema import (
@@ -185,17 +183,6 @@ def test_pipeline_computed_export_equals_rpv2_native_files(computed_round_trip, 
 
 
 # ---- the embedded sample run -------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def sample_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("sample_run")
-    subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "run", "--output", str(out / "out"),
-         "--exact-dedup-state", str(out / "state"), "--artifacts", str(GT / "artifacts")],
-        check=True, cwd=REPO_ROOT, capture_output=True,
-    )
-    return out / "out"
 
 
 @pytest.fixture(scope="module")

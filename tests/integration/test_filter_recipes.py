@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import REPO_ROOT, shared_path
+from conftest import REPO_ROOT
 
 from pipeline.dataset.files import read_documents_file
 from pipeline.filter.grammar import (
@@ -278,18 +276,6 @@ def test_shipped_recipes_load():
             "rps_lines_start_with_bulletpoint", "ccnet_nlines"} <= gopher.columns
     assert {f"rps_doc_frac_chars_top_{n}gram" for n in (2, 3, 4)} <= gopher.columns
     assert {f"rps_doc_frac_chars_dupe_{n}grams" for n in range(5, 11)} <= gopher.columns
-
-
-@pytest.fixture(scope="module")
-def sample_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("sample_run")
-    subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "run", "--output", str(out / "out"),
-         "--exact-dedup-state", str(out / "state"),
-         "--artifacts", str(shared_path("groundtruth", "rpv2", "artifacts"))],
-        check=True, cwd=REPO_ROOT, capture_output=True,
-    )
-    return out / "out"
 
 
 @pytest.mark.parametrize("recipe", SHIPPED, ids=lambda p: p.stem)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO_ROOT, shared_path
+from conftest import REPO_ROOT
 
 from pipeline.dataset.files import read_documents_file
 from pipeline.filter.recipe import load_recipe, parse_recipe
@@ -25,18 +25,6 @@ from pipeline.transforms.filter import run_filter
 
 TWO_PROCESSES = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
 DSIR_WEIGHT = "rps_doc_books_importance - rps_doc_openwebtext_importance"  # English only: null elsewhere
-
-
-@pytest.fixture(scope="module")
-def sample_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("sample_run")
-    subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "run", "--output", str(out / "out"),
-         "--exact-dedup-state", str(out / "state"),
-         "--artifacts", str(shared_path("groundtruth", "rpv2", "artifacts"))],
-        check=True, cwd=REPO_ROOT, capture_output=True,
-    )
-    return out / "out"
 
 
 def _recipe(resample: dict, rules: list[dict] | None = None):
