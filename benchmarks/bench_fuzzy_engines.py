@@ -5,15 +5,21 @@ The corpus: N pages, each 5-12 sentences drawn from one language's real sentence
 lingua_sentences in 75 languages, wikitext-2, Botchan), so no page repeats; 3% of them are near copies of
 another page (one sentence replaced), the clusters fuzzy dedup must find. Their RPv2 MinHash bands
 (dedup/minhash.py) are written as a run's documents dataset (id, id_int, shard_id, signature_sim0.8) in 40
-files. Each engine then runs as a user runs it (`python -m pipeline.cli dedup fuzzy ...`: start-up, reading
+files (``--files``: other layouts of the same signatures, e.g. ``1,40``). Each engine then runs as a user runs it (`python -m pipeline.cli dedup fuzzy ...`: start-up, reading
 and writing included); the table gives wall time, CPU time (user + system of the command's whole process
 tree: on a shared machine the figure to compare), signatures/s per core (per worker process the engine
 uses) and per CPU-second, and peak memory summed over the process tree (Flink's JVM and SDK workers
 included), sampled every 0.1 s. All engines must give the same cluster files, byte for byte.
 
+Memory per worker against file size: ``--files 1,40 --engines direct`` runs the DirectRunner (one worker
+process) on the same signatures in one file and in 40; the Beam engine reads a file in record batches
+(``DEFAULT_BATCH_ROWS``), so its peak should not grow when one file holds them all. (The DirectRunner
+keeps every shuffled PCollection in that process too, so its peak grows with the input, not the file.)
+
     python benchmarks/bench_fuzzy_engines.py                   # 200,000 signatures (Flink needs make install)
     python benchmarks/bench_fuzzy_engines.py --docs 20000 --engines local,direct
     python benchmarks/bench_fuzzy_engines.py --data /tmp/fz --engines direct   # keep / reuse the corpus in /tmp/fz
+    python benchmarks/bench_fuzzy_engines.py --files 1,40 --engines direct     # one big file vs 40 files
 """
 
 from __future__ import annotations
@@ -66,24 +72,31 @@ def compose_pages(n: int, seed: int) -> tuple[list[str], int]:
     return pages, copies
 
 
-def write_dataset(pages: list[str], root: Path) -> int:
-    """The pages' MinHash bands as a run's documents dataset; returns how many have a signature."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+def signatures(pages: list[str]) -> list[list[bytes] | None]:
+    """The pages' RPv2 MinHash bands at THRESHOLD (None for a page too short for a signature)."""
     from dedup.minhash import RPv2MinHash, signature_column
-    from pipeline.dataset.ids import document_id, document_id_int, shard_file_id
-    from pipeline.dataset.layout import shard_file_path
     from signals.document import Document
 
     minhash = RPv2MinHash(thresholds=(THRESHOLD,))
     column = signature_column(THRESHOLD)
-    per_file = -(-len(pages) // FILES)
+    return [minhash.banded_signatures(Document(text).normalized_words)[column] for text in pages]
+
+
+def write_dataset(bands_of: list[list[bytes] | None], root: Path, files: int = FILES) -> int:
+    """The signatures as a run's documents dataset in ``files`` files; returns how many are not None."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dedup.minhash import signature_column
+    from pipeline.dataset.ids import document_id, document_id_int, shard_file_id
+    from pipeline.dataset.layout import shard_file_path
+
+    column = signature_column(THRESHOLD)
+    per_file = -(-len(bands_of) // files)
     signed = 0
-    for shard in range(FILES):
+    for shard in range(files):
         rows = []
-        for row, text in enumerate(pages[shard * per_file:(shard + 1) * per_file]):
-            bands = minhash.banded_signatures(Document(text).normalized_words)[column]
+        for row, bands in enumerate(bands_of[shard * per_file:(shard + 1) * per_file]):
             signed += bands is not None
             doc_id = document_id("2023-06", shard, "xx", "all", row)
             rows.append({"id": doc_id, "id_int": document_id_int(doc_id),
@@ -168,28 +181,40 @@ def flink_flags() -> list[str]:
     return beam_options_to_args(profile.get("beam", {}))
 
 
+def corpus(work: Path, docs: int, seed: int) -> list[list[bytes] | None]:
+    """The corpus' signatures, kept in ``work/signatures.parquet`` (reused by ``--data``)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cache = work / "signatures.parquet"
+    if cache.exists():
+        print(f"corpus from {work}: {(work / 'corpus.txt').read_text().strip()}")
+        return pq.read_table(cache).column("bands").to_pylist()
+    t0 = time.monotonic()
+    work.mkdir(parents=True, exist_ok=True)
+    pages, copies = compose_pages(docs, seed)
+    bands = signatures(pages)
+    pq.write_table(pa.table({"bands": pa.array(bands, pa.list_(pa.binary()))}), cache)
+    signed = sum(b is not None for b in bands)
+    (work / "corpus.txt").write_text(f"{signed} signatures, {len(pages)} pages, {copies} near copies\n")
+    print(f"{len(pages):,} distinct pages of real text ({copies:,} planted near copies), {signed:,} "
+          f"signatures, built in {time.monotonic() - t0:.0f} s; data in {work}")
+    return bands
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=200_000)
     parser.add_argument("--engines", default="local,direct,direct2,flink")
+    parser.add_argument("--files", default=str(FILES),
+                        help=f"comma-separated file counts to lay the same signatures out in (default {FILES})")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", action="store_true", help="keep the data and outputs (default: removed)")
     parser.add_argument("--data", metavar="DIR",
                         help="work dir: reuse the corpus an earlier run kept there (else build it there); kept")
     args = parser.parse_args()
     work = Path(args.data) if args.data else Path(tempfile.mkdtemp(prefix="rpv2-bench-fuzzy-"))
-    t0 = time.monotonic()
-    data = work / "data"
-    if (work / "corpus.txt").exists():  # --data: a corpus kept by an earlier --keep run
-        signed = int((work / "corpus.txt").read_text().split()[0])
-        print(f"{signed:,} signatures in {FILES} files from {data}")
-    else:
-        work.mkdir(parents=True, exist_ok=True)
-        pages, copies = compose_pages(args.docs, args.seed)
-        signed = write_dataset(pages, data)
-        (work / "corpus.txt").write_text(f"{signed} signatures, {len(pages)} pages, {copies} near copies\n")
-        print(f"{len(pages):,} distinct pages of real text ({copies:,} planted near copies), {signed:,} "
-              f"signatures in {FILES} files, built in {time.monotonic() - t0:.0f} s; data in {work}")
+    bands = corpus(work, args.docs, args.seed)
     engines = {
         "local": (["--engine", "local"], 1),
         "direct": (["--engine", "beam", "--runner=DirectRunner"], 1),
@@ -198,18 +223,24 @@ def main() -> None:
         "flink": (["--engine", "beam", *flink_flags()], 2),
     }
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    print(f"{'engine':<10}{'wall s':>9}{'CPU s':>9}{'sigs/s/core':>13}{'sigs/CPU-s':>12}{'peak MiB':>10}"
-          "  clusters (digest)")
-    digests = set()
-    for name in args.engines.split(","):
-        flags, cores = engines[name]
-        out = work / f"out_{name}"
-        wall, cpu, peak, _ = run_engine(["dedup", "fuzzy", str(data), "--threshold", str(THRESHOLD),
-                                         "--output", str(out), *flags], env)
-        digests.add(cluster_digest(out))
-        print(f"{name:<10}{wall:>9.1f}{cpu:>9.1f}{signed / wall / cores:>13,.0f}{signed / cpu:>12,.0f}"
-              f"{peak / 2**20:>10,.0f}  {cluster_digest(out)}", flush=True)
-    print("identical clusters on every engine" if len(digests) == 1 else f"CLUSTERS DIFFER: {digests}")
+    print(f"{'engine':<10}{'files':>6}{'wall s':>9}{'CPU s':>9}{'sigs/s/core':>13}{'sigs/CPU-s':>12}"
+          f"{'peak MiB':>10}  clusters (digest)")
+    for files in [int(f) for f in args.files.split(",")]:
+        data = work / f"data_{files}"
+        if not data.exists():
+            write_dataset(bands, data, files)
+        signed = sum(b is not None for b in bands)
+        digests = set()
+        for name in args.engines.split(","):
+            flags, cores = engines[name]
+            out = work / f"out_{name}_{files}"
+            wall, cpu, peak, _ = run_engine(["dedup", "fuzzy", str(data), "--threshold", str(THRESHOLD),
+                                             "--output", str(out), *flags], env)
+            digests.add(cluster_digest(out))
+            print(f"{name:<10}{files:>6}{wall:>9.1f}{cpu:>9.1f}{signed / wall / cores:>13,.0f}"
+                  f"{signed / cpu:>12,.0f}{peak / 2**20:>10,.0f}  {cluster_digest(out)}", flush=True)
+        print(f"{files} files: " + ("identical clusters on every engine" if len(digests) == 1
+                                    else f"CLUSTERS DIFFER: {digests}"))
     if not args.keep and not args.data:
         import shutil
 

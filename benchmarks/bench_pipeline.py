@@ -9,7 +9,8 @@ cutoffs calibrated on the mirror), buckets, the 45 quality signals with the RPv2
 
 Default mode: `rpv2 run` as a subprocess, first with one worker pinned to one core (`taskset -c 0`), then
 with two workers on two cores (`--direct_num_workers=2 --direct_running_mode=multi_processing`, `taskset
--c 0,1`); for each, wall and CPU seconds (the subprocess and its workers), docs read per wall second and per
+-c 0,1`; the workers forked from rpv2's fork server, or with `--beam-workers` started by Beam); for each, wall
+and CPU seconds (the subprocess and its workers), docs read per wall second and per
 CPU second; then the one-worker run's per-stage table and its time split from `_run_summary.json`: seconds
 inside the model libraries (fastText LID, SentencePiece, KenLM, fastText classifiers, DSIR) versus rpv2's
 own code, in the stages and over the whole command's CPU time (start-up and Beam included)::
@@ -55,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scale", action="store_true", help="linearity mode: one worker at --scale-docs sizes")
     parser.add_argument("--scale-docs", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--keep", help="keep the mirrors, models and outputs in this directory")
+    parser.add_argument("--beam-workers", action="store_true",
+                        help="worker processes started by Beam (RPV2_FORK_WORKERS=0), not forked from rpv2's fork "
+                             "server: the figures before pipeline/transforms/worker_pool.py")
     return parser
 
 
@@ -66,7 +70,7 @@ def default_artifacts() -> str | None:
 
 
 def run_command(mirror: Path, output: Path, *, num_shards: int, workers: int, models_dir: str, cutoffs: str,
-                artifacts: str | None) -> dict[str, Any]:
+                artifacts: str | None, beam_workers: bool = False) -> dict[str, Any]:
     """`rpv2 run` on ``mirror`` as a subprocess pinned to ``workers`` cores; its wall and CPU seconds (the
     command and every worker process it started), peak RSS, and the run summary it wrote."""
     shutil.rmtree(output, ignore_errors=True)
@@ -80,6 +84,8 @@ def run_command(mirror: Path, output: Path, *, num_shards: int, workers: int, mo
     if workers > 1:
         command += [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    if beam_workers:
+        env["RPV2_FORK_WORKERS"] = "0"
     with tempfile.TemporaryFile("w+") as stderr:
         started = time.perf_counter()
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
@@ -185,9 +191,11 @@ def throughput_runs(args: argparse.Namespace, work: Path) -> tuple[list[dict[str
     mirror, (models_dir, cutoffs) = prepare(work, args.files, args.docs_per_file, args)
     num_shards = max(args.files // args.files_per_shard, 1)
     results = [run_command(mirror, work / f"out-{w}w", num_shards=num_shards, workers=w, models_dir=models_dir,
-                           cutoffs=cutoffs, artifacts=artifacts) for w in args.workers]
+                           cutoffs=cutoffs, artifacts=artifacts, beam_workers=args.beam_workers)
+               for w in args.workers]
     description = (f"rpv2 run, whole command: {args.files} WET files x {args.docs_per_file} docs, {num_shards} "
-                   f"shards; artifacts: {artifacts or 'none'}; cores on the machine: {os.cpu_count()}")
+                   f"shards; artifacts: {artifacts or 'none'}; cores on the machine: {os.cpu_count()}; worker "
+                   f"processes: {'started by Beam' if args.beam_workers else 'forked from the fork server'}")
     return results, description, (models_dir, cutoffs)
 
 
@@ -200,7 +208,8 @@ def fixed_cost(args: argparse.Namespace, work: Path, models: tuple[str, str], wo
     if not mirror.exists():
         build_corpus_mirror(mirror, files=1, docs_per_file=20)
     return run_command(mirror, work / "out-fixed", num_shards=1, workers=workers, models_dir=models[0],
-                       cutoffs=models[1], artifacts=args.artifacts or default_artifacts())["cpu"]
+                       cutoffs=models[1], artifacts=args.artifacts or default_artifacts(),
+                       beam_workers=args.beam_workers)["cpu"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -59,6 +59,19 @@ def perplexity_from_scores(log10_scores: Iterable[float], lengths: Iterable[int]
     return round(10.0 ** (-total_score / total_length), 1)
 
 
+def count_words(line: str) -> int:
+    """``len(line.split())`` (cc_net's DocLM length, minus the 1 for </s>), without the list of words.
+
+    A printable string holds no whitespace but " " (every other ``str.isspace`` character is a
+    control, a line/paragraph separator or a non-" " space separator, none printable), so without a
+    leading, trailing or doubled " " its words are its spaces plus one. SentencePiece output joined by
+    spaces is that string; anything else is counted by ``split``. Twice as fast as the split.
+    """
+    if line.isprintable() and "  " not in line and not line.startswith(" ") and not line.endswith(" "):
+        return line.count(" ") + 1 if line else 0
+    return len(line.split())
+
+
 # Models are loaded once per process and shared by every scorer (several DoFn instances on one
 # worker would otherwise each hold a multi-GB KenLM model); both libraries' queries are read-only.
 @functools.cache
@@ -156,7 +169,7 @@ class PerplexityScorer:
         scores = [lm.score(line) for line in lines]
         if timer is not None:
             timer.add("kenlm", perf_counter() - started)
-        return perplexity_from_scores(scores, [len(line.split()) + 1 for line in lines])
+        return perplexity_from_scores(scores, [count_words(line) + 1 for line in lines])
 
     def perplexity(self, text: str, timer: ModelTime | None = None) -> float:
         """The document's CCNet perplexity (-1.0 for a document without text)."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from time import perf_counter
 from typing import Any, Protocol
 
 import numpy as np
@@ -81,15 +80,13 @@ class IdentifyLanguage:
     def __init__(self, identifier: Any, threshold: float) -> None:
         self.identifier = identifier  # pipeline.ccnet.language_id.LanguageIdentifier
         self.threshold = threshold
-        self.model_time = ModelTime()  # the predict calls (with their newline removal and rounding)
+        self.model_time = ModelTime()  # the fastText predict calls themselves
 
     def load(self) -> None:
         _ = self.identifier.model
 
     def __call__(self, doc: Document) -> StepResult:
-        started = perf_counter()
-        language, score = self.identifier.predict(doc["raw_content"])
-        self.model_time.add("fasttext_lid", perf_counter() - started)
+        language, score = self.identifier.predict(doc["raw_content"], self.model_time)
         if below_threshold(language, score, self.threshold):
             return Drop(DROP_LOW_SCORE)
         doc["language"] = language

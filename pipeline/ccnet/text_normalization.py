@@ -68,6 +68,18 @@ PUNCT_OR_NON_PRINTING_CHARS_RE = re.compile(f"[{_UNICODE_PUNCT_CLASS}{_NON_PRINT
 # ``\d`` on str patterns is every Unicode decimal digit (category Nd), as cc_net's DIGIT_RE.
 DIGIT_RE = re.compile(r"\d")
 _NON_ASCII_RUN_RE = re.compile(r"[^\x00-\x7f]+")
+# ASCII text has no accents and none of the (all non-ASCII) unicode punctuation, so on ASCII text every
+# step reduces to one byte translation: ASCII digits to "0" (the only ASCII ``\d``) and the ASCII control
+# characters removed; about ten times faster than the regex passes, same result.
+_ASCII_CONTROLS = bytes(c for c in range(128) if chr(c) in NON_PRINTING_CHARS)
+_ASCII_IDENTITY = bytes(range(256))
+_ASCII_DIGITS_TO_ZERO = bytes.maketrans(b"0123456789", b"0000000000")
+
+
+def _ascii_normalize(line: str, numbers: bool) -> str:
+    """The normalization of an ASCII ``line`` after strip and lower-case (see above)."""
+    table = _ASCII_DIGITS_TO_ZERO if numbers else _ASCII_IDENTITY
+    return line.encode("ascii").translate(table, _ASCII_CONTROLS).decode("ascii")
 
 
 def _replace_punct(match: re.Match[str]) -> str:
@@ -116,8 +128,12 @@ def normalize(line: str, accent: bool = True, case: bool = True, numbers: bool =
         return line
     if case:
         line = line.lower()
+    if line.isascii():  # O(1) in CPython; lower-casing can make text ASCII (the Kelvin sign), never the reverse
+        return _ascii_normalize(line, numbers)
     if accent:
         line = strip_accents(line)
+        if line.isascii():
+            return _ascii_normalize(line, numbers)
     if numbers:
         line = DIGIT_RE.sub("0", line)
     if punct == 1:
@@ -137,4 +153,7 @@ def normalize_for_dedup(line: str) -> str:
     line = line.strip()
     if not line:
         return line
-    return PUNCT_OR_NON_PRINTING_CHARS_RE.sub("", DIGIT_RE.sub("0", line.lower()))
+    line = line.lower()
+    if line.isascii():
+        return _ascii_normalize(line, True)
+    return PUNCT_OR_NON_PRINTING_CHARS_RE.sub("", DIGIT_RE.sub("0", line))

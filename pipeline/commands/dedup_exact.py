@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 
+from pipeline.commands import beam_epilog
+
 HELP = "exact dedup across snapshots with partitioned sha1 Bloom filters (RPv2's digest key)"
 BEAM_OPTIONS = True  # Beam's own pipeline options pass through (engine beam), as for `rpv2 run`
 
@@ -43,8 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-seen-snapshots", action="store_true",
                         help="process snapshots the state already holds (their documents will all be flagged)")
     add_runner_profile_argument(parser)
-    parser.epilog = ("Beam pipeline options pass through (engine beam), e.g. --runner=DirectRunner "
-                     "--direct_num_workers=2 --direct_running_mode=multi_processing.")
+    parser.epilog = beam_epilog("beam")
 
 
 def _count_rows(files: list[str]) -> int:

@@ -7,6 +7,8 @@ import json
 import logging
 import sys
 
+from pipeline.commands import beam_epilog
+
 HELP = "near-duplicate clusters (MinHash LSH + connected components) of a run's Parquet output"
 BEAM_OPTIONS = True  # Beam's own pipeline options pass through (engine beam), as for `rpv2 run`
 
@@ -33,8 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-rounds", type=int, default=None,
                         help="beam: give up after this many rounds (default 64)")
     add_runner_profile_argument(parser)
-    parser.epilog = ("Beam pipeline options pass through (engine beam), e.g. --runner=DirectRunner "
-                     "--direct_num_workers=2 --direct_running_mode=multi_processing.")
+    parser.epilog = beam_epilog("beam")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -24,6 +24,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from pipeline.commands import beam_epilog
+
 if TYPE_CHECKING:
     from pipeline.export.hf import HFExportStats
 
@@ -47,10 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="hf: MinHash columns as signature_sim0_7 ... (default), or both that and RPv2's "
                              "signature_sim0.7 (the bands stored twice)")
     add_runner_profile_argument(parser)
-    parser.epilog = (
-        "Beam pipeline options pass through, e.g. --runner=DataflowRunner, --direct_num_workers=2, "
-        "--direct_running_mode=multi_processing."
-    )
+    parser.epilog = beam_epilog()
 
 
 def main(args: argparse.Namespace) -> int:

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 
+from pipeline.commands import beam_epilog
+
 BEAM_OPTIONS = True  # Beam's own pipeline options pass through (args.beam_args), as for `rpv2 run`
 HELP = "filter documents with a YAML recipe of rules over signals, CCNet fields and dedup flags"
 
@@ -34,10 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", required=True,
                         help="directory (local path or URI, outside IN) for the kept documents and report")
     add_runner_profile_argument(parser)
-    parser.epilog = (
-        "Beam pipeline options pass through, e.g. --runner=DataflowRunner, --direct_num_workers=2, "
-        "--direct_running_mode=multi_processing."
-    )
+    parser.epilog = beam_epilog()
 
 
 def main(args: argparse.Namespace) -> int:

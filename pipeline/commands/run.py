@@ -129,9 +129,7 @@ def finished_shards(output: str, snapshot: str, planned: list[int]) -> Any:
 
 def main(args: argparse.Namespace) -> int:
     from pipeline.config import ConfigError, load_config
-    from pipeline.preflight import check_run
-    from pipeline.shard.stats import format_table
-    from pipeline.transforms.run import RunSetupError, run_pipeline
+    from pipeline.transforms import worker_pool
 
     overrides = _overrides(args)
     try:
@@ -152,6 +150,12 @@ def main(args: argparse.Namespace) -> int:
                 {**sample_overrides(workdir), **{k: v for k, v in overrides.items() if v is not None}},
                 runner_profile=args.runner_profile,
             )
+        # SDK worker processes on the DirectRunner: their fork server starts now, so it imports Beam and
+        # rpv2's stage while this process does (pipeline/transforms/worker_pool.py)
+        worker_pool.start_for(config.beam_args(getattr(args, "beam_args", None) or ()),
+                              imports=("pipeline.transforms.run",))
+        from pipeline.preflight import check_run
+
         config = check_run(config, getattr(args, "beam_args", None) or ())  # every check before any work
         if config.contamination:
             from pipeline.contamination.index import check_index_uri
@@ -161,8 +165,10 @@ def main(args: argparse.Namespace) -> int:
         print(f"rpv2 run: configuration error: {exc}", file=sys.stderr)
         return 2
     from pipeline.progress import poll_interval, watch
+    from pipeline.shard.stats import format_table
     from pipeline.sources.listing import ListingError, parse_shard_spec
     from pipeline.transforms.fuzzy_dedup import FuzzyDedupError
+    from pipeline.transforms.run import RunSetupError, run_pipeline
 
     try:
         planned = parse_shard_spec(config.shards, config.num_shards)

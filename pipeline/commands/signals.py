@@ -31,7 +31,6 @@ import io
 import json
 import logging
 import os
-import re
 import sys
 import time
 from collections import Counter
@@ -40,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from pipeline.dataset.ids import snapshot_of, uri_id_of
 from pipeline.export.rpv2_records import dumps_signals_record as _dumps
 from pipeline.export.rpv2_records import signals_record
 
@@ -47,9 +47,6 @@ HELP = "RedPajama-V2 quality signals (+ MinHash) for CCNet-format JSON-lines doc
 
 log = logging.getLogger("rpv2.signals")
 
-# RPv2 Worker: snapsh_re / uri_id_re
-_SNAPSHOT_RE = re.compile(r"\b\d{4}-\d{2}\b")
-_URI_ID_RE = re.compile(r"\b\d{4}-\d{2}\b/.*")
 # what a directory input contributes (CCNet's and RPv2's documents files)
 INPUT_SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz")
 # an --output with one of these names a file: the single-input form
@@ -144,17 +141,12 @@ def derive_uri_id(input_path: str, id_prefix: str | None = None, documents_root:
         return id_prefix.strip("/")
     if documents_root:
         return Path(os.path.relpath(input_path, documents_root)).as_posix()
-    match = _URI_ID_RE.search(Path(input_path).as_posix())
-    if match:
-        return match.group(0)
+    uri_id = uri_id_of(Path(input_path).as_posix())
+    if uri_id:
+        return uri_id
     if directory:
         return Path(os.path.relpath(input_path, directory)).as_posix()
     return Path(input_path).name
-
-
-def snapshot_of(uri_id: str) -> str | None:
-    match = _SNAPSHOT_RE.search(uri_id)
-    return match.group(0) if match else None
 
 
 def shard_stem(uri_id: str) -> str:

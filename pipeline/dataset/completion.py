@@ -22,13 +22,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.dataset.ids import short_snapshot
+from pipeline.dataset.layout import DOCUMENTS_DATASET
+from pipeline.shard.stats import SUMMARY_FILE
 
 RUN_FILE = "_run.json"
 SHARDS_DIR = "_shards"
 RUN_FORMAT = "rpv2-run/1"
 RECORD_FORMAT = "rpv2-shard/1"
 # What an rpv2 run writes under its output; --force removes exactly these, nothing a user put there.
-RUN_OUTPUTS = ("documents", SHARDS_DIR, RUN_FILE, "_run_summary.json", "duplicates_exact", "is_duplicate_exact",
+RUN_OUTPUTS = (DOCUMENTS_DATASET, SHARDS_DIR, RUN_FILE, SUMMARY_FILE, "duplicates_exact", "is_duplicate_exact",
                "clusters_sim*", "_work")
 
 

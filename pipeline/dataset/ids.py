@@ -16,8 +16,12 @@ import hashlib
 import re
 
 _SNAPSHOT_NAME = re.compile(r"^(?:CC-MAIN-)?(\d{4}-\d{2})$")
-# RPv2 finds a document's snapshot anywhere in its id (bloomfilter.py: r'\b\d{4}-\d{2}\b')
-_SNAPSHOT_IN_ID = re.compile(r"\d{4}-\d{2}")
+# RPv2 finds a snapshot anywhere in an id or path with word boundaries (core/worker.py Worker.snapsh_re,
+# bloomfilter.py, ccnet_downloader.py: r'\b\d{4}-\d{2}\b'), so the digits of a longer number or a name
+# such as ``run12345-678`` or ``crawl_2023-06`` are not taken for one; its uri_id is the path from there on
+# (Worker.uri_id_re).
+_SNAPSHOT_IN_ID = re.compile(r"\b\d{4}-\d{2}\b")
+_URI_ID_IN_PATH = re.compile(_SNAPSHOT_IN_ID.pattern + "/.*")
 
 
 def normalize_snapshot(snapshot: str) -> str:
@@ -46,6 +50,13 @@ def snapshot_of(doc_id: str | None, fallback: str | None = None) -> str | None:
         match = _SNAPSHOT_IN_ID.search(fallback)
         return match.group(0) if match else fallback
     return None
+
+
+def uri_id_of(path: str) -> str | None:
+    """RPv2's ``uri_id`` of a documents file: its path from the snapshot directory on
+    (``/data/2023-06/0000/en_head.json.gz`` -> ``2023-06/0000/en_head.json.gz``), None without one."""
+    match = _URI_ID_IN_PATH.search(path)
+    return match.group(0) if match else None
 
 
 def shard_file_id(snapshot: str, shard: int, language: str, bucket: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import pyarrow as pa
@@ -80,6 +81,10 @@ def line_spans(text: str) -> list[tuple[int, int]]:
     return [m.span() for m in _RPV2_LINE.finditer(text)]
 
 
+_START_END = itemgetter(0, 1)
+_SCORE = itemgetter(2)
+
+
 def _as_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
@@ -98,18 +103,20 @@ def signal_columns(
     ``[0, 0, null]`` for a text with no lines, which carries no value and is left out.
     """
     columns: dict[str, Any] = {}
+    get = quality_signals.get
     for name in doc_signals:
-        spans = quality_signals.get(name) or ()
-        columns[name] = _as_float(spans[0][2]) if spans else None
+        spans = get(name)
+        value = spans[0][2] if spans else None
+        columns[name] = None if value is None else float(value)
     if line_signals:
         spans = line_spans(raw_content)
         columns["line_spans"] = [{"start": s, "end": e} for s, e in spans]
         for name in line_signals:
-            given = quality_signals.get(name) or ()
-            if len(given) == len(spans) and all(
-                g[0] == s and g[1] == e for g, (s, e) in zip(given, spans, strict=True)
-            ):
-                columns[name] = [_as_float(g[2]) for g in given]
+            given = get(name) or ()
+            # the usual case, compared and converted by C loops (map) rather than per-span Python
+            if len(given) == len(spans) and list(map(_START_END, given)) == spans:
+                scores = list(map(_SCORE, given))
+                columns[name] = list(map(float, scores)) if None not in scores else list(map(_as_float, scores))
             else:
                 by_span = {(g[0], g[1]): g[2] for g in given}
                 columns[name] = [_as_float(by_span.get(span)) for span in spans]

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.dataset.layout import ShardFile
-from pipeline.filter.grammar import RecipeError, column_kinds
-from pipeline.filter.recipe import DEDUP_EXACT_FLAG, Recipe, Rule, fuzzy_threshold, is_dedup_flag
+from pipeline.filter.grammar import RecipeError
+from pipeline.filter.recipe import Recipe, Rule, check_flags_computed, flag_source, is_dedup_flag
 from pipeline.filter.resample import (
     DROP_REASONS,
     NOT_SELECTED,
@@ -237,17 +237,7 @@ def check_sibling_datasets(root: str, recipe: Recipe) -> None:
     """Fail early, with the command to run, when the recipe reads a dedup flag nobody computed."""
     from pipeline.dataset.layout import document_files
 
-    for name in sorted(recipe.columns):
-        if name == DEDUP_EXACT_FLAG and not document_files([f"{root}/{DEDUP_EXACT_FLAG}"]):
-            raise RecipeError(
-                f"{recipe.source}: reads {name} but {root}/{DEDUP_EXACT_FLAG} does not exist: run `rpv2 dedup exact`"
-            )
-        threshold = fuzzy_threshold(name)
-        if threshold and not document_files([f"{root}/clusters_sim{threshold}/documents"]):
-            raise RecipeError(
-                f"{recipe.source}: reads {name} but {root}/clusters_sim{threshold}/documents does not exist: "
-                f"run `rpv2 dedup fuzzy --threshold {threshold}`"
-            )
+    check_flags_computed(recipe, root, lambda dataset: bool(document_files([f"{root}/{dataset}"])))
 
 
 def check_recipe(root: str, first_file: str, recipe: Recipe) -> None:
@@ -258,20 +248,8 @@ def check_recipe(root: str, first_file: str, recipe: Recipe) -> None:
 
     with FileSystems.open(first_file, compression_type="uncompressed") as handle:
         schema = pq.ParquetFile(handle, pre_buffer=False).schema_arrow
-    recipe.check(column_kinds(_with_partition_columns(schema)))
+    recipe.check_schema(schema)
     check_sibling_datasets(root, recipe)
-
-
-def _with_partition_columns(schema: Any) -> Any:
-    """The file schema plus the partition columns (snapshot, language, bucket) that live in its path."""
-    import pyarrow as pa
-
-    from pipeline.dataset.schema import PARTITION_COLUMNS
-
-    for name in PARTITION_COLUMNS:
-        if name not in schema.names:
-            schema = schema.append(pa.field(name, pa.string()))
-    return schema
 
 
 # ------------------------------------------------------------------------------------------- one file
@@ -297,12 +275,10 @@ def sibling_flags(
     sibling datasets of the run at ``root``; a missing file is counted (its flags are null)."""
     out: dict[str, dict[str, bool | None] | None] = {}
     for name in flags:
-        if name == DEDUP_EXACT_FLAG:
-            table = _flag_table(shard.path(root, DEDUP_EXACT_FLAG), DEDUP_EXACT_FLAG)
-        else:
-            dataset = f"clusters_sim{fuzzy_threshold(name)}/documents"
-            rep = _flag_table(shard.path(root, dataset), "is_representative")
-            table = None if rep is None else {k: (None if v is None else not v) for k, v in rep.items()}
+        source = flag_source(name)
+        table = _flag_table(shard.path(root, source.dataset), source.column)
+        if table is not None and source.negated:
+            table = {k: (None if v is None else not v) for k, v in table.items()}
         if table is None:
             report.count(f"files_without_{name}")
         out[name] = table
@@ -359,7 +335,7 @@ def _open_for_recipe(
     with FileSystems.open(path, compression_type="uncompressed") as handle:
         parquet = pq.ParquetFile(handle, pre_buffer=False)
         schema = parquet.schema_arrow
-        recipe.check(column_kinds(_with_partition_columns(schema)))
+        recipe.check_schema(schema)
         path_values = {k: v for k, v in partition_values(path).items() if k not in schema.names}
         flags = sibling_flags(root, shard, sorted(n for n in recipe.columns if is_dedup_flag(n)), report)
         yield parquet, path_values, flags

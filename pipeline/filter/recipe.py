@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from pipeline.filter.grammar import (
     ColumnKinds,
     RecipeError,
     check_expression,
+    column_kinds,
     column_refs,
     evaluate,
     parse_expression,
@@ -56,6 +57,47 @@ def fuzzy_threshold(name: str) -> str | None:
     """``is_fuzzy_duplicate_sim0.8`` -> ``"0.8"`` (the ``clusters_sim0.8`` dataset); else None."""
     match = _FUZZY_FLAG_RE.match(name)
     return match.group(1) if match else None
+
+
+def fuzzy_flag(threshold: str) -> str:
+    """``"0.8"`` -> ``is_fuzzy_duplicate_sim0.8``, the flag a recipe reads from ``clusters_sim0.8``."""
+    return f"is_fuzzy_duplicate_sim{threshold}"
+
+
+@dataclass(frozen=True)
+class FlagSource:
+    """Where a dedup flag is read from: the sibling dataset of the run's ``documents/`` (same relative
+    paths), its column there and whether the flag is that column's negation, and the command that writes
+    the dataset (for the error when it is missing)."""
+
+    dataset: str
+    column: str
+    negated: bool
+    command: str
+
+
+def flag_source(name: str) -> FlagSource:
+    """The :class:`FlagSource` of a dedup flag: ``is_duplicate_exact`` is the column of the same name in
+    ``is_duplicate_exact/``; ``is_fuzzy_duplicate_sim<t>`` is *not* ``is_representative`` in
+    ``clusters_sim<t>/documents/`` (a cluster's representative is the copy a filter keeps)."""
+    threshold = fuzzy_threshold(name)
+    if threshold is not None:
+        return FlagSource(f"clusters_sim{threshold}/documents", "is_representative", True,
+                          f"rpv2 dedup fuzzy --threshold {threshold}")
+    if name != DEDUP_EXACT_FLAG:
+        raise ValueError(f"not a dedup flag: {name!r}")
+    return FlagSource(DEDUP_EXACT_FLAG, DEDUP_EXACT_FLAG, False, "rpv2 dedup exact")
+
+
+def check_flags_computed(recipe: Recipe, root: str, has_files: Callable[[str], bool]) -> None:
+    """Before any work: every dedup flag the recipe reads has its sibling dataset under ``root``
+    (``has_files(dataset)``, the caller's filesystem); a :class:`RecipeError` naming the command to run
+    otherwise."""
+    for name in sorted(n for n in recipe.columns if is_dedup_flag(n)):
+        source = flag_source(name)
+        if not has_files(source.dataset):
+            raise RecipeError(f"{recipe.source}: reads {name} but {root.rstrip('/')}/{source.dataset} does not "
+                              f"exist: run `{source.command}`")
 
 
 @dataclass(frozen=True)
@@ -89,6 +131,18 @@ class Recipe:
     def read_columns(self) -> set[str]:
         """The columns the rules and the resample weight read."""
         return self.columns | (self.resample.columns if self.resample else set())
+
+    def check_schema(self, schema: Any) -> None:
+        """:meth:`check` against a documents file's Arrow ``schema`` plus the partition columns (snapshot,
+        language, bucket) that live in its path, which a rule may read too."""
+        import pyarrow as pa
+
+        from pipeline.dataset.schema import PARTITION_COLUMNS
+
+        for name in PARTITION_COLUMNS:
+            if name not in schema.names:
+                schema = schema.append(pa.field(name, pa.string()))
+        self.check(column_kinds(schema))
 
     def check(self, kinds: ColumnKinds) -> None:
         """Validate every rule, and the resample weight, against the dataset's columns (dedup flags count

@@ -223,9 +223,23 @@ class RemoteDir:
     files: Mapping[str, str] = field(default_factory=dict)
 
 
+@contextlib.contextmanager
+def _remote_errors(uri: str) -> Iterator[None]:
+    """pipeline.io.remote's errors while reading ``uri`` as this module's: :class:`NotFound` for a missing
+    file, :class:`FetchError` with the reader's detail for any other failure."""
+    from pipeline.io.remote import RemoteNotFound, RemoteReadError
+
+    try:
+        yield
+    except RemoteNotFound as exc:
+        raise NotFound(uri, "not found") from exc
+    except RemoteReadError as exc:
+        raise FetchError(uri, exc.detail) from exc
+
+
 def _read(uri: str, retry: RetryPolicy | None) -> bytes:
     """A small file's bytes from any URI; a missing one raises :class:`NotFound`."""
-    from pipeline.io.remote import RemoteNotFound, RemoteReadError, read_bytes
+    from pipeline.io.remote import read_bytes
 
     if not is_remote(uri):
         try:
@@ -234,12 +248,8 @@ def _read(uri: str, retry: RetryPolicy | None) -> bytes:
             raise NotFound(uri, "not found") from exc
         except OSError as exc:
             raise FetchError(uri, f"{type(exc).__name__}: {exc}") from exc
-    try:
+    with _remote_errors(uri):
         return read_bytes(uri, retry=retry)
-    except RemoteNotFound as exc:
-        raise NotFound(uri, "not found") from exc
-    except RemoteReadError as exc:
-        raise FetchError(uri, exc.detail) from exc
 
 
 def read_manifest(uri: str, retry: RetryPolicy | None = None) -> dict[str, str]:
@@ -303,12 +313,12 @@ def _basename(uri: str) -> str:
 def _stream(uri: str, destination: Path | None, retry: RetryPolicy | None) -> str:
     """Read ``uri`` once (retrying and resuming as CommonCrawl reads do), writing it to ``destination``
     when given; returns the sha256 of the bytes read."""
-    from pipeline.io.remote import RemoteNotFound, RemoteReadError, open_stream
+    from pipeline.io.remote import open_stream
 
     digest = hashlib.sha256()
     sink = open(destination, "wb") if destination is not None else None  # noqa: SIM115 - closed below
     try:
-        with open_stream(uri, retry=retry) as stream:
+        with _remote_errors(uri), open_stream(uri, retry=retry) as stream:
             while True:
                 chunk = stream.read(CHUNK_SIZE)
                 if not chunk:
@@ -316,10 +326,6 @@ def _stream(uri: str, destination: Path | None, retry: RetryPolicy | None) -> st
                 digest.update(chunk)
                 if sink is not None:
                     sink.write(chunk)
-    except RemoteNotFound as exc:
-        raise NotFound(uri, "not found") from exc
-    except RemoteReadError as exc:
-        raise FetchError(uri, exc.detail) from exc
     finally:
         if sink is not None:
             sink.close()

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.filter.apply import RuleCounts
 from pipeline.filter.grammar import (
     COMPARISONS,
     Aggregate,
@@ -31,6 +32,7 @@ from pipeline.filter.grammar import (
 )
 from pipeline.filter.recipe import Recipe
 
+Group = tuple[str, str, str]  # (snapshot, language, bucket): the partition a documents file belongs to
 Values = tuple[np.ndarray, np.ndarray]  # (values, valid); values where not valid are meaningless
 # column name -> a pyarrow Array (or ChunkedArray) of the batch, or a Python scalar constant for all rows
 # (the partition values of the file's path), or None when the column is absent (all null)
@@ -179,34 +181,27 @@ def rule_outcomes(recipe: Recipe, columns: ColumnSource, n: int) -> list[Values]
 
 
 @dataclass
-class RuleTally:
-    """One rule's counts, as ``rpv2 filter``'s report names them."""
-
-    dropped_first: int = 0
-    dropped_alone: int = 0
-    null: int = 0
-
-
-@dataclass
 class FunnelCounts:
     """A recipe's funnel over some documents: per rule tallies, and read/kept per partition key."""
 
-    rules: dict[str, RuleTally] = field(default_factory=dict)
-    by_group: dict[tuple[str, str, str], dict[str, int]] = field(default_factory=dict)
+    rules: dict[str, RuleCounts] = field(default_factory=dict)
+    by_group: dict[Group, dict[str, int]] = field(default_factory=dict)
 
     @property
     def read(self) -> int:
+        """Documents the rules saw."""
         return sum(g["read"] for g in self.by_group.values())
 
     @property
     def kept(self) -> int:
+        """Documents no rule dropped."""
         return sum(g["kept"] for g in self.by_group.values())
 
-    def add(self, recipe: Recipe, outcomes: list[Values], group: tuple[str, str, str], n: int) -> None:
+    def add(self, recipe: Recipe, outcomes: list[Values], group: Group, n: int) -> None:
         """Count one batch's outcomes (from :func:`rule_outcomes`) for the documents of ``group``."""
         alive = np.ones(n, dtype=bool)  # not dropped by an earlier rule
         for rule, (passes, valid) in zip(recipe.rules, outcomes, strict=True):
-            tally = self.rules.setdefault(rule.name, RuleTally())
+            tally = self.rules.setdefault(rule.name, RuleCounts())
             drops = valid & ~passes
             tally.null += int(np.count_nonzero(~valid))
             tally.dropped_alone += int(np.count_nonzero(drops))

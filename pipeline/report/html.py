@@ -17,7 +17,8 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any
 
-from pipeline.report.scan import Group, RunScan
+from pipeline.ccnet.buckets import ALL, HEAD, MIDDLE, TAIL
+from pipeline.report.scan import SUMMARY_FILE, Group, RunScan
 from pipeline.report.svg import Series, bar_chart, color_of, format_number, histogram_chart
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
@@ -47,6 +48,7 @@ out.textContent=JSON.stringify({errors:errors,plots:plots.length,empty_plots:emp
 
 
 def _cell(value: Any, key: str | None = None) -> str:
+    """A table cell: numbers right-aligned and formatted; ``key`` names the summary fact it shows."""
     attr = f' data-key="{escape(key)}"' if key else ""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return f'<td class="n"{attr}>{format_number(value)}</td>'
@@ -55,6 +57,7 @@ def _cell(value: Any, key: str | None = None) -> str:
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], keys: Iterable[Sequence[str | None]] | None = None,
            table_id: str = "") -> str:
+    """A table; ``keys`` gives each cell's ``data-key`` (None: no key), row by row."""
     rows = list(rows)
     keys = list(keys) if keys is not None else [[None] * len(r) for r in rows]
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
@@ -65,11 +68,13 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], keys: Iterable
 
 
 def _percent(part: int, whole: int) -> str:
+    """``part`` as a percentage of ``whole``; a dash when there is no whole."""
     return f"{100 * part / whole:.2f} %" if whole else "–"
 
 
 def _buckets(groups: Iterable[Group]) -> list[str]:
-    order = {"head": 0, "middle": 1, "tail": 2}
+    """The buckets of ``groups`` in CCNet's order (head, middle, tail, all), any other after them."""
+    order = {bucket: i for i, bucket in enumerate((HEAD, MIDDLE, TAIL, ALL))}
     return sorted({g[2] for g in groups}, key=lambda b: (order.get(b, 9), b))
 
 
@@ -80,7 +85,7 @@ def run_section(scan: RunScan) -> str:
     """Documents read, kept and dropped by reason; kept per language and bucket (the run summary)."""
     summary = scan.summary
     if summary is None:
-        return ('<section id="run"><h2>Run</h2><p class="muted">no _run_summary.json in this directory '
+        return (f'<section id="run"><h2>Run</h2><p class="muted">no {SUMMARY_FILE} in this directory '
                 "(e.g. the output of <code>rpv2 filter</code>): the sections below come from the Parquet.</p>"
                 "</section>")
     docs = summary.get("documents", {})
@@ -121,6 +126,7 @@ def run_section(scan: RunScan) -> str:
 
 
 def _events(summary: dict[str, Any]) -> str:
+    """The summary's event counts and listed failures, folded (nothing when there are none)."""
     events = summary.get("events", {})
     failures = summary.get("failures", {})
     if not events and not failures.get("count"):
@@ -269,8 +275,7 @@ def recipe_section(scan: RunScan) -> str:
     parts = [f'<section id="recipe"><h2>Recipe {escape(recipe.name)}</h2>',
              f'<p class="muted">{escape(recipe.description)} ({escape(recipe.source)}). A rule whose value is null '
              "does not drop the document. read = kept + Σ dropped (first).</p>"]
-    resamples = getattr(recipe, "resample", None) is not None
-    if resamples:  # the draw needs every file's candidates first: `rpv2 filter` does it, the report does not
+    if recipe.resample is not None:  # the draw needs every file's candidates first: `rpv2 filter` does it, the report does not
         parts.append('<p class="warn">This recipe also resamples the documents its rules keep. The report shows '
                      "the rules only: <em>kept</em> below is before the draw; <code>rpv2 filter</code> makes the draw "
                      "and reports its drops.</p>")
@@ -315,7 +320,7 @@ def render(scan: RunScan) -> str:
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         f"<title>{escape(title)}</title><style>{STYLE}</style><script>{SELF_CHECK}</script></head><body>"
         f"<h1>{escape(title)}</h1>"
-        '<p class="muted">written by <code>rpv2 report</code>; every number comes from _run_summary.json or '
+        f'<p class="muted">written by <code>rpv2 report</code>; every number comes from {SUMMARY_FILE} or '
         "from the Parquet under this directory.</p>"
         f'{body}<pre id="render-check" hidden></pre></body></html>\n'
     )

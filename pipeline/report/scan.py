@@ -24,15 +24,21 @@ from typing import Any
 import numpy as np
 
 from pipeline.dataset.layout import DOCUMENTS_DATASET, from_path
-from pipeline.filter.recipe import DEDUP_EXACT_FLAG, Recipe, fuzzy_threshold, is_dedup_flag
-from pipeline.report.funnel import FunnelCounts, rule_outcomes
+from pipeline.filter.recipe import (
+    DEDUP_EXACT_FLAG,
+    Recipe,
+    check_flags_computed,
+    flag_source,
+    fuzzy_flag,
+    is_dedup_flag,
+)
+from pipeline.report.funnel import FunnelCounts, Group, rule_outcomes
+from pipeline.shard.stats import SUMMARY_FILE
+from signals.classifiers import MODEL_SIGNALS
 
-SUMMARY_FILE = "_run_summary.json"
 BATCH_ROWS = 65_536
 BINS = 40
 FUZZY_DIR = re.compile(r"^clusters_sim(\d+(?:\.\d+)?)$")
-
-Group = tuple[str, str, str]  # (snapshot, language, bucket)
 
 
 class ReportError(ValueError):
@@ -57,7 +63,9 @@ KEY_SIGNALS: tuple[Signal, ...] = (
     Signal("rps_doc_frac_chars_top_2gram", "chars in the top 2-gram"),
     Signal("rps_doc_frac_chars_dupe_10grams", "chars in duplicate 10-grams"),
 )
-CLASSIFIER_PREFIX = "rps_doc_ml_"  # RPv2's fastText scores (palm, wikiref, wikipedia): probabilities
+# RPv2's fastText classifier scores (probabilities), histogrammed when the run has their columns
+CLASSIFIER_SIGNALS: tuple[Signal, ...] = tuple(Signal(column, f"{model} score (fastText)")
+                                              for model, column in MODEL_SIGNALS.items())
 
 
 @dataclass
@@ -71,6 +79,7 @@ class Histogram:
 
     @property
     def values(self) -> int:
+        """The non-null values binned (what the chart's legend states)."""
         return int(self.counts.sum())
 
 
@@ -105,10 +114,12 @@ class RunScan:
 
     @property
     def groups(self) -> list[Group]:
+        """The (snapshot, language, bucket) groups that have a documents file, sorted."""
         return sorted(self.documents)
 
     @property
     def languages(self) -> list[str]:
+        """The languages that have a documents file, sorted."""
         return sorted({g[1] for g in self.documents})
 
 
@@ -163,6 +174,8 @@ def _batches(fragment: Any, columns: Sequence[str]) -> Iterator[Any]:
 
 
 def read_summary(fs: Any, root: str) -> dict[str, Any] | None:
+    """The run's summary, None when the dir has none (e.g. `rpv2 filter`'s output); :class:`ReportError`
+    when the file is not JSON."""
     import pyarrow.fs as pafs
 
     path = f"{root.rstrip('/')}/{SUMMARY_FILE}"
@@ -244,9 +257,7 @@ def scan_documents(fragments: Sequence[tuple[str, Any]], scan: RunScan, recipe: 
     schema_names: set[str] = set()
     for _, fragment in fragments:
         schema_names.update(fragment.physical_schema.names)
-    classifiers = sorted(n for n in schema_names if n.startswith(CLASSIFIER_PREFIX))
-    scan.signals = [*KEY_SIGNALS, *(Signal(c, c.removeprefix(CLASSIFIER_PREFIX).replace("_", " ") + " (fastText)")
-                                    for c in classifiers)]
+    scan.signals = [*KEY_SIGNALS, *(s for s in CLASSIFIER_SIGNALS if s.column in schema_names)]
     ranges = _ranges(fragments, scan.signals)
     edges = {s.column: bin_edges(s, *ranges.get(s.column, (None, None))) for s in scan.signals}
     columns = sorted({"length", *(s.column for s in scan.signals), *(recipe.wanted if recipe else ())})
@@ -283,20 +294,21 @@ def scan_dedup(fs: Any, root: str, scan: RunScan) -> None:
     import pyarrow.compute as pc
     import pyarrow.fs as pafs
 
-    sources = [("exact", DEDUP_EXACT_FLAG, DEDUP_EXACT_FLAG, True)]
+    sources = [("exact", flag_source(DEDUP_EXACT_FLAG))]
     infos = fs.get_file_info(pafs.FileSelector(root.rstrip("/"), recursive=False))
     for info in sorted(infos, key=lambda i: i.base_name):
         match = FUZZY_DIR.match(info.base_name)
         if match and info.type == pafs.FileType.Directory:
-            sources.append((f"fuzzy {match.group(1)}", f"{info.base_name}/documents", "is_representative", False))
-    for name, dataset, column, duplicate_value in sources:
-        files = dataset_files(fs, root, dataset)
+            sources.append((f"fuzzy {match.group(1)}", flag_source(fuzzy_flag(match.group(1)))))
+    for name, source in sources:
+        files = dataset_files(fs, root, source.dataset)
         if not files:
             continue
         rate = DedupRate(name)
+        duplicate_value = not source.negated  # the column's value that marks a duplicate
         for path, fragment in _fragments(fs, files):
-            for batch in _batches(fragment, [column]):
-                flags = batch.column(column) if column in batch.schema.names else None
+            for batch in _batches(fragment, [source.column]):
+                flags = batch.column(source.column) if source.column in batch.schema.names else None
                 flagged = 0 if flags is None else int(
                     pc.sum(pc.equal(flags, duplicate_value).cast("int64")).as_py() or 0)
                 rate.add(_group(path), batch.num_rows, flagged)
@@ -306,27 +318,15 @@ def scan_dedup(fs: Any, root: str, scan: RunScan) -> None:
 def check_recipe_fits(fs: Any, root: str, files: Sequence[str], recipe: Recipe) -> None:
     """Before any work: the recipe's columns exist in the documents (or are partition columns) and the
     dedup flags it reads were computed; a :class:`ReportError` naming what to run otherwise."""
-    import pyarrow as pa
-
-    from pipeline.dataset.schema import PARTITION_COLUMNS
-    from pipeline.filter.grammar import RecipeError, column_kinds
+    from pipeline.filter.grammar import RecipeError
 
     if not files:
         return
-    schema = _fragments(fs, files[:1])[0][1].physical_schema
-    for name in PARTITION_COLUMNS:  # they live in the file's path
-        if name not in schema.names:
-            schema = schema.append(pa.field(name, pa.string()))
     try:
-        recipe.check(column_kinds(schema))
+        recipe.check_schema(_fragments(fs, files[:1])[0][1].physical_schema)
+        check_flags_computed(recipe, root, lambda dataset: bool(dataset_files(fs, root, dataset)))
     except RecipeError as exc:
         raise ReportError(str(exc)) from None
-    for name in sorted(n for n in recipe.columns if is_dedup_flag(n)):
-        threshold = fuzzy_threshold(name)
-        dataset = DEDUP_EXACT_FLAG if threshold is None else f"clusters_sim{threshold}/documents"
-        if not dataset_files(fs, root, dataset):
-            command = "rpv2 dedup exact" if threshold is None else f"rpv2 dedup fuzzy --threshold {threshold}"
-            raise ReportError(f"{recipe.source}: reads {name} but {root}/{dataset} does not exist: run `{command}`")
 
 
 class RecipeScan:
@@ -351,16 +351,14 @@ class RecipeScan:
         shard = from_path(path)
         out: dict[str, Any] = {}
         for name in self.flags:
-            threshold = fuzzy_threshold(name)
-            dataset = DEDUP_EXACT_FLAG if threshold is None else f"clusters_sim{threshold}/documents"
-            column = DEDUP_EXACT_FLAG if threshold is None else "is_representative"
-            sibling = shard.path(self.root, dataset) if shard else ""
+            source = flag_source(name)
+            sibling = shard.path(self.root, source.dataset) if shard else ""
             if not sibling or self.fs.get_file_info(sibling).type != pafs.FileType.File:
                 out[name] = None
                 continue
-            table = pq.read_table(sibling, columns=["id", column], filesystem=self.fs, use_threads=False)
-            flag = table.column(column)
-            out[name] = (table.column("id"), flag if threshold is None else pc.invert(flag))
+            table = pq.read_table(sibling, columns=["id", source.column], filesystem=self.fs, use_threads=False)
+            flag = table.column(source.column)
+            out[name] = (table.column("id"), pc.invert(flag) if source.negated else flag)
         return out
 
     def add(self, path: str, group: Group, batch: Any, siblings: dict[str, Any]) -> None:

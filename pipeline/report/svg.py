@@ -15,9 +15,11 @@ from html import escape
 
 import numpy as np
 
+from pipeline.ccnet.buckets import ALL, HEAD, MIDDLE, TAIL
+
 FONT = "font-family:system-ui,-apple-system,'Segoe UI',Roboto,'DejaVu Sans',sans-serif"
 PALETTE = ("#3366aa", "#e08a2c", "#c0392b", "#2e8b57", "#7d5ba6", "#8c6d31", "#d15ca3", "#5f7f8f")
-BUCKET_COLORS = {"head": "#2e7d32", "middle": "#e0a000", "tail": "#c0392b", "all": "#607d8b"}
+BUCKET_COLORS = {HEAD: "#2e7d32", MIDDLE: "#e0a000", TAIL: "#c0392b", ALL: "#607d8b"}
 
 
 @dataclass(frozen=True)
@@ -48,11 +50,14 @@ def format_number(value: float) -> str:
 
 def _text(x: float, y: float, content: str, *, anchor: str = "start", size: int = 11, weight: str = "normal",
           fill: str = "#222") -> str:
+    """One escaped SVG text element."""
     return (f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}" font-weight="{weight}" '
             f'fill="{fill}">{escape(content)}</text>')
 
 
 def _open(width: int, height: int, title: str, plot_id: str) -> str:
+    """A chart's opening: the ``<svg class="plot">`` (``data-plot`` names it for the tests), its title
+    element and its drawn title on a white background."""
     return (f'<svg class="plot" data-plot="{escape(plot_id)}" width="{width}" height="{height}" '
             f'viewBox="0 0 {width} {height}" role="img" style="{FONT}"><title>{escape(title)}</title>'
             f'<rect width="{width}" height="{height}" fill="#fff"/>'
@@ -61,6 +66,7 @@ def _open(width: int, height: int, title: str, plot_id: str) -> str:
 
 def _legend(series: Sequence[Series], x: float, y: float, labels: Sequence[str] | None = None,
             size: int = 11) -> str:
+    """A row of colour swatches with the series' names (or ``labels``) from (x, y)."""
     parts = []
     for i, s in enumerate(series):
         label = labels[i] if labels else s.name

@@ -28,6 +28,7 @@ of documents. Every document read ends kept or dropped for one named reason, and
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -177,11 +178,20 @@ class ShardProcessor:
         )
 
     def load(self) -> None:
-        """Load every step's models now (DoFn.setup), not in the first shard."""
+        """Load every step's models now (DoFn.setup), not in the first shard.
+
+        What is loaded by then (modules, models, word tables: ~150k objects with the RPv2 artifacts)
+        lives as long as the process, so it is collected once and then frozen out of the cyclic garbage
+        collector's full passes, which would otherwise re-scan all of it a few times per shard group
+        (0.2 s in 16,000 documents, ten times what those passes cost without it). Nothing frozen is
+        garbage (collected first); anything made later is collected as before.
+        """
         for step in self.steps:
             load = getattr(step, "load", None)
             if load is not None:
                 load()
+        gc.collect()
+        gc.freeze()
 
     # -- public ------------------------------------------------------------------------------------
     def process(self, task: ShardTask) -> ShardStats:

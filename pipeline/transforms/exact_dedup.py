@@ -24,12 +24,12 @@ the same output.
 
 from __future__ import annotations
 
+import functools
 import json
-import logging
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.io import fileio
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.metrics import Metrics
 
 from dedup.bloom import partition_of
@@ -47,8 +47,7 @@ from dedup.exact import (
 )
 from pipeline.dataset.ids import shard_id_of
 from pipeline.progress import BEAM_NAMESPACE as PROGRESS_NAMESPACE
-
-log = logging.getLogger(__name__)
+from pipeline.transforms.read_files import ReadEachFile
 
 NAMESPACE = "exact_dedup"
 
@@ -214,37 +213,24 @@ def flags_to_rows(item: tuple[KeyedDoc, bool]) -> dict:
 # ------------------------------------------------------------------------------------------ reading input
 
 
-class ReadExactColumns(beam.DoFn):
-    """A readable file -> its records; an unreadable file is counted and logged, the others go on."""
-
-    def __init__(self, key_mode: str):
-        self.key_mode = key_mode
-
-    def process(self, readable):
-        try:
-            with readable.open() as handle:
-                rows = read_exact_columns(handle, self.key_mode)
-        except Exception as exc:  # noqa: BLE001 - bad input is counted, never fatal
-            log.error("exact dedup: cannot read %s: %s", readable.metadata.path, exc)
-            Metrics.counter(NAMESPACE, "bad_files").inc()
-            return
-        yield from rows
+def _exact_records(path: str, handle: Any, key_mode: str) -> list:
+    """One documents file's records (:func:`read_exact_columns`; read whole before any is given, so an
+    unreadable file gives none)."""
+    return read_exact_columns(handle, key_mode)
 
 
 class ReadExactDocuments(beam.PTransform):
-    """Documents file paths -> records with id, id_int, digest (and raw_content for the text-sha1 key)."""
+    """Documents file paths -> records with id, id_int, digest (and raw_content for the text-sha1 key);
+    an unreadable file is counted (``bad_files``) and logged, the others go on."""
 
     def __init__(self, key_mode: str):
         super().__init__()
         self.key_mode = key_mode
 
     def expand(self, paths):
-        return (
-            paths
-            | "Match" >> fileio.MatchAll()
-            | "Open" >> fileio.ReadMatches()
-            | "ReadColumns" >> beam.ParDo(ReadExactColumns(self.key_mode))
-        )
+        return paths | "ReadFiles" >> ReadEachFile(
+            functools.partial(_exact_records, key_mode=self.key_mode), namespace=NAMESPACE, counter="bad_files",
+            what="exact dedup", compression_type=CompressionTypes.AUTO)
 
 
 # ------------------------------------------------------------------------------------ files -> results

@@ -9,13 +9,20 @@ never one tuple per document or band::
                    ─► per node partition: node → component minimum, joined with each file's nodes
                    ─► per file: flags table (RPv2 clusters + is_representative) ─► one file per shard
 
-Bounded memory: a step holds the distinct keys of one pass over its partition (``dedup.components.KeyMins``:
-a first pass reduces the streamed chunks to a minimum per key, a second streams them again to emit
-edges), never a list per band or per node, so a band shared by millions of boilerplate pages costs one
-key, and gives one edge per member, not all pairs. A partition whose distinct keys could exceed
-``pass_rows`` is split into several passes by hash (``subpass_count``), so no step holds all signatures
-of the input, whatever its size. The only steps that hold rows are the per-file ones (one input file's
-ids, one output file's rows).
+Bounded memory: a documents file is read in record batches of ``batch_rows`` rows
+(``pyarrow.parquet.ParquetFile.iter_batches``, :data:`DEFAULT_BATCH_ROWS`) and every per-file step works
+on one batch: its table, bands and band rows, its refs, its labels and flags (each batch is its own
+source key). A grouped step holds the distinct keys of one pass over its partition
+(``dedup.components.KeyMins``: a first pass reduces the streamed chunks to a minimum per key, a second
+streams them again to emit edges), never a list per band or per node, so a band shared by millions of
+boilerplate pages costs one key, and gives one edge per member, not all pairs. A partition whose
+distinct keys could exceed ``pass_rows`` is split into several passes by hash (``subpass_count``), and
+its grouped values are iterated as the runner hands them over (a tagged ``GroupByKey``, not
+``CoGroupByKey``, which lists each side of a key in memory), so no step holds all signatures of the
+input, whatever its size. What is still bounded only by a unit larger than a batch: a band partition's
+pass keeps its star edges until the pass has checked every key's bytes (at most ~``pass_rows`` edges),
+and the writer holds one output file's flag rows (id, id_int, shard_id, cluster_id; no signatures) to
+sort them.
 
 Iteration: Beam graphs have no loops. :class:`StarRounds` unrolls a fixed number of rounds and counts,
 per round, the edges a step moved (``cc_round_<i>_moves``); a round with 0 moves proves convergence (see
@@ -45,6 +52,7 @@ with the same functions.
 
 from __future__ import annotations
 
+import functools
 import logging
 import posixpath
 import uuid
@@ -54,7 +62,6 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
-from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
@@ -90,6 +97,7 @@ from pipeline.dataset.files import read_parquet
 from pipeline.dataset.layout import document_files
 from pipeline.io.publish import publish_table
 from pipeline.progress import BEAM_NAMESPACE as PROGRESS_NAMESPACE
+from pipeline.transforms.read_files import ReadEachFile
 from pipeline.transforms.runner import new_pipeline, run_and_wait
 from pipeline.transforms.summary import namespace_counters
 
@@ -105,6 +113,13 @@ DEFAULT_PARTITIONS = 16
 # Distinct keys one pass of a grouped step may hold (~80 bytes each for band keys); a partition with
 # more rows than this is processed in several passes by hash.
 DEFAULT_PASS_ROWS = 1 << 20
+# Rows of a documents file read at once: every per-file step holds one such batch, never a whole file, so
+# a worker's memory does not grow with the size of an input file. 16,384 rows are ~8 MiB of signatures and
+# ~12 MiB of band rows (fingerprint, key bytes, node) at 0.7; large enough that per-batch overhead is noise.
+DEFAULT_BATCH_ROWS = 1 << 14
+# Bytes read from a file at once: a buffered stream reads a column chunk page by page, where an unbuffered
+# one reads the whole chunk (a file's whole row group, all of a 200,000-row file as pyarrow writes it).
+_READ_BUFFER_BYTES = 1 << 20
 _FLUSH_ROWS = 1 << 18  # edges per output chunk
 
 Edges = tuple[np.ndarray, np.ndarray]  # (hi, lo) int64 node arrays, hi > lo
@@ -121,36 +136,45 @@ def output_root(out_dir: str, threshold: float) -> str:
     return posixpath.join(out_dir.rstrip("/"), f"clusters_sim{parse_threshold(threshold)}")
 
 
+def _dedup_columns(threshold: float) -> tuple[str, ...]:
+    return ("id", "id_int", "shard_id", signature_column(threshold))
+
+
 def read_dedup_columns(source: Any, threshold: float) -> pa.Table:
-    """id, id_int, shard_id and the threshold's band column of one documents file (a seekable file
-    object: only these columns' pages are read, never the text).
+    """id, id_int, shard_id and the threshold's band column of one whole documents file (a seekable file
+    object: only these columns' pages are read, never the text), for the local engine.
 
     id_int and shard_id are derived from id (RPv2's rules) where a file lacks them.
     """
-    column = signature_column(threshold)
-    return complete_columns(read_parquet(source, ("id", "id_int", "shard_id", column), missing_ok=True), column)
+    return complete_columns(read_parquet(source, _dedup_columns(threshold), missing_ok=True),
+                            signature_column(threshold))
+
+
+def iter_dedup_columns(source: Any, threshold: float, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.Table]:
+    """:func:`read_dedup_columns` of one documents file as tables of at most ``batch_rows`` rows, read
+    one record batch at a time (on the calling thread, as ``read_parquet`` explains), so the caller
+    never holds the whole file. An empty file gives no table."""
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(source, pre_buffer=False, buffer_size=_READ_BUFFER_BYTES)
+    try:
+        names = set(parquet.schema_arrow.names)
+        wanted = [c for c in _dedup_columns(threshold) if c in names]
+        for batch in parquet.iter_batches(batch_size=batch_rows, columns=wanted, use_threads=False):
+            yield complete_columns(pa.Table.from_batches([batch]), signature_column(threshold))
+    finally:
+        parquet.close()
 
 
 # ---------------------------------------------------------------------------------------- Beam steps
 
 
-class _ReadDedupColumns(beam.DoFn):
-    """(path, table of id, id_int, shard_id, signature_sim<t>) of one documents file; a file that cannot
-    be read is counted and logged, the others go on."""
-
-    def __init__(self, threshold: float):
-        self._threshold = threshold
-        self._bad_files = Metrics.counter(NAMESPACE, "unreadable_files")
-
-    def process(self, metadata: Any) -> Iterator[tuple[str, pa.Table]]:
-        try:
-            with FileSystems.open(metadata.path, compression_type="uncompressed") as handle:
-                table = read_dedup_columns(handle, self._threshold)
-        except Exception as exc:  # a corrupt file must not stop the job
-            self._bad_files.inc()
-            log.error("fuzzy dedup: cannot read %s: %s", metadata.path, exc)
-            return
-        yield metadata.path, table
+def _dedup_batches(path: str, handle: Any, threshold: float, batch_rows: int) -> Iterator[tuple[str, pa.Table]]:
+    """(``<path>#<batch>``, table of id, id_int, shard_id, signature_sim<t>) per record batch of at most
+    ``batch_rows`` rows of one documents file: each batch is a source of its own downstream, so no step
+    holds a whole file."""
+    for index, table in enumerate(iter_dedup_columns(handle, threshold, batch_rows)):
+        yield f"{path}#{index}", table
 
 
 def _split(parts: np.ndarray, n_parts: int, *arrays: np.ndarray) -> Iterator[tuple[int, tuple[np.ndarray, ...]]]:
@@ -186,7 +210,7 @@ class _KeyBatch(beam.DoFn):
                 if value:
                     self._counters[name].inc(value)
             if batch.counters["documents_bad_signature"]:
-                log.warning("fuzzy dedup: %s: %d bad signatures (wrong band count or width); those documents "
+                log.warning("fuzzy dedup: %s (batch): %d bad signatures (wrong band count or width); those documents "
                             "are their own clusters", source, batch.counters["documents_bad_signature"])
         yield source, batch.refs
         nodes = np.unique(batch.nodes)
@@ -371,16 +395,53 @@ class StarRounds(beam.PTransform):
         return edges
 
 
+class _TaggedValues:
+    """The values of one tag among a :class:`JoinByKey` group, re-iterable and lazy: each iteration walks
+    the runner's grouped values again and keeps one tag's, so nothing is listed in memory. Built inside
+    the consuming DoFn (:func:`tag_views`), never an element itself (a coder would materialise it)."""
+
+    def __init__(self, tagged: Iterable[tuple[str, Any]], tag: str):
+        self._tagged = tagged
+        self._tag = tag
+
+    def __iter__(self) -> Iterator[Any]:
+        return (value for tag, value in self._tagged if tag == self._tag)
+
+
+def tag_views(tagged: Iterable[tuple[str, Any]], tags: Iterable[str]) -> dict[str, Iterable[Any]]:
+    """A :class:`JoinByKey` group's values -> ``{tag: lazy values}``."""
+    return {tag: _TaggedValues(tagged, tag) for tag in tags}
+
+
+def _tag(tag: str):
+    return lambda key, value: (key, (tag, value))
+
+
+class JoinByKey(beam.PTransform):
+    """``{tag: PCollection of (key, value)}`` -> (key, iterable of (tag, value)), which the consuming
+    DoFn reads through :func:`tag_views`: a join like ``beam.CoGroupByKey`` without its lists.
+    CoGroupByKey lists every tag's values of a key in memory, which for a node partition would be its
+    whole share of the edges and of the documents' nodes, whatever ``pass_rows`` says."""
+
+    def expand(self, tagged):
+        return (
+            [pcoll | f"Tag{tag}" >> beam.MapTuple(_tag(tag)) for tag, pcoll in sorted(tagged.items())]
+            | "Flatten" >> beam.Flatten()
+            | "Group" >> beam.GroupByKey()
+        )
+
+
 class _Label(beam.DoFn):
     """One node partition: the edges' adjacency and every source's nodes -> (source, (nodes, labels))
     for the source's nodes that have an edge, labelled min(u, min Γ(u)) (the component minimum once the
-    rounds converged)."""
+    rounds converged). Both are streamed (:class:`JoinByKey`): a pass holds its nodes' minima only."""
 
     def __init__(self, pass_rows: int):
         self._pass_rows = pass_rows
 
-    def process(self, grouped: tuple[int, Mapping[str, Iterable[Any]]]) -> Iterator[tuple[str, Edges]]:
-        _, parts = grouped
+    def process(self, grouped: tuple[int, Iterable[tuple[str, Any]]]) -> Iterator[tuple[str, Edges]]:
+        _, tagged = grouped
+        parts = tag_views(tagged, ("adj", "nodes"))
         adjacency, nodes = parts["adj"], parts["nodes"]
         passes = _passes(adjacency, self._pass_rows)
         for j in range(passes):
@@ -448,7 +509,7 @@ class ClusterTables(beam.PTransform):
         adjacency = self.edges | "LabelAdjacency" >> beam.ParDo(_ByNode(self._parts, both=True))
         labels = (
             {"adj": adjacency, "nodes": keyed[_KeyBatch.NODES]}
-            | "JoinNodes" >> beam.CoGroupByKey()
+            | "JoinNodes" >> JoinByKey()
             | "Label" >> beam.ParDo(_Label(self._pass_rows))
         )
         return {"refs": keyed.refs, "labels": labels} | "JoinLabels" >> beam.CoGroupByKey() | beam.ParDo(_Flags())
@@ -524,18 +585,20 @@ class WriteFuzzyDedup(beam.PTransform):
 
 
 class ReadDedupDocuments(beam.PTransform):
-    """Documents file paths -> (path, table of id, id_int, shard_id and the threshold's signature column)."""
+    """Documents file paths -> (``<path>#<batch>``, table of id, id_int, shard_id and the threshold's
+    signature column) per record batch of at most ``batch_rows`` rows. A file that cannot be read is
+    counted (``unreadable_files``) and logged, the others go on; one that fails after some batches
+    keeps those (counted in ``documents`` and flagged) and loses the rest, as the log says."""
 
-    def __init__(self, threshold: float):
+    def __init__(self, threshold: float, batch_rows: int = DEFAULT_BATCH_ROWS):
         super().__init__()
         self._threshold = threshold
+        self._batch_rows = batch_rows
 
     def expand(self, paths):
-        return (
-            paths
-            | "Match" >> fileio.MatchAll()
-            | "ReadColumns" >> beam.ParDo(_ReadDedupColumns(self._threshold))
-        )
+        read = functools.partial(_dedup_batches, threshold=self._threshold, batch_rows=self._batch_rows)
+        return paths | "ReadFiles" >> ReadEachFile(read, namespace=NAMESPACE, counter="unreadable_files",
+                                                   what="fuzzy dedup")
 
 
 def _work_dir(root: str) -> str:
@@ -586,17 +649,19 @@ class FuzzyDedupFiles(beam.PTransform):
     before the pipeline runs.
     """
 
-    def __init__(self, out_dir: str, threshold: float, rounds_per_pass: int = DEFAULT_ROUNDS_PER_PASS):
+    def __init__(self, out_dir: str, threshold: float, rounds_per_pass: int = DEFAULT_ROUNDS_PER_PASS,
+                 batch_rows: int = DEFAULT_BATCH_ROWS):
         super().__init__()
         self._out_dir = out_dir
         self._threshold = parse_threshold(threshold)
         self._rounds = rounds_per_pass
+        self._batch_rows = batch_rows
         self._root = output_root(out_dir, threshold)
 
     def expand(self, paths):
         _ = paths | "KeepInputPaths" >> beam.io.WriteToText(_inputs_prefix(self._root))
         dedup = ClusterTables(self._threshold, rounds=self._rounds)
-        flags = paths | "ReadDocuments" >> ReadDedupDocuments(self._threshold) | "Cluster" >> dedup
+        flags = paths | "ReadDocuments" >> ReadDedupDocuments(self._threshold, self._batch_rows) | "Cluster" >> dedup
         _ = dedup.edges | "EdgeLines" >> beam.FlatMap(_edge_lines) | "KeepEdges" >> beam.io.WriteToText(
             _edges_prefix(self._root, 0)
         )
@@ -640,6 +705,7 @@ def finish_passes(
     *,
     rounds_per_pass: int = DEFAULT_ROUNDS_PER_PASS,
     max_rounds: int = DEFAULT_MAX_ROUNDS,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
 ) -> dict[str, int]:
     """After the pipeline that applied :class:`FuzzyDedupFiles` (its fuzzy ``counters``): if its last
     round moved edges, run passes of ``rounds_per_pass`` rounds on the kept edges as successive
@@ -677,7 +743,7 @@ def finish_passes(
         _ = (
             p
             | "InputPaths" >> beam.io.ReadFromText(_inputs_prefix(root) + "*")
-            | "ReadDocuments" >> ReadDedupDocuments(threshold)
+            | "ReadDocuments" >> ReadDedupDocuments(threshold, batch_rows)
             | "Flags" >> ClusterTables(threshold, edges=edges)
             | "Write" >> WriteFuzzyDedup(out_dir, threshold)
         )
@@ -694,10 +760,12 @@ def run_beam(
     beam_args: list[str] | None = None,
     rounds_per_pass: int = DEFAULT_ROUNDS_PER_PASS,
     max_rounds: int = DEFAULT_MAX_ROUNDS,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
 ) -> dict[str, int]:
     """``rpv2 dedup fuzzy --engine beam`` on an existing dataset: one pipeline applying
     :class:`FuzzyDedupFiles` to its documents files, then :func:`finish_passes` (as ``rpv2 run`` does).
-    Returns the summed Beam counters."""
+    ``batch_rows``: rows of a documents file read at once (:data:`DEFAULT_BATCH_ROWS`). Returns the
+    summed Beam counters."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
     threshold = parse_threshold(threshold)
@@ -707,14 +775,15 @@ def run_beam(
     prepare_outputs(out_dir, threshold)
     options = PipelineOptions(beam_args or [])
     p = new_pipeline(options)
-    _ = p | "DocumentFiles" >> beam.Create(files) | "FuzzyDedup" >> FuzzyDedupFiles(out_dir, threshold, rounds_per_pass)
+    _ = p | "DocumentFiles" >> beam.Create(files) | "FuzzyDedup" >> FuzzyDedupFiles(
+        out_dir, threshold, rounds_per_pass, batch_rows)
     counters = fuzzy_counters(run_and_wait(p))
     if not counters:  # the convergence test reads counters; files were given, so some must be reported
         raise FuzzyDedupError(
             "no Beam metrics reported (a runner without metrics?): cannot tell whether the rounds converged"
         )
     return finish_passes(out_dir, threshold, options, counters, rounds_per_pass=rounds_per_pass,
-                         max_rounds=max_rounds)
+                         max_rounds=max_rounds, batch_rows=batch_rows)
 
 
 def run_local(in_dir: str, out_dir: str, threshold: float) -> dict[str, int]:

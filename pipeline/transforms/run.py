@@ -26,6 +26,7 @@ pipeline did not converge, more passes run on the edges it kept (pipeline/transf
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -141,9 +142,15 @@ class ProcessShardFn(beam.DoFn):
         self.processor: ShardProcessor | None = None
 
     def setup(self) -> None:
-        # LID model, LMs and signal artifacts: once per worker, not per shard.
-        self.processor = ShardProcessor(self.settings)
-        self.processor.load()
+        # LID model, LMs and signal artifacts: once per worker, not per shard; a worker forked from the
+        # fork server finds them loaded there (warm_shard_processor)
+        self.processor = _take_warm_processor(self.settings)
+        if self.processor is not None:
+            logger.info("worker %d: models loaded by the fork server", os.getpid())
+        else:
+            logger.info("worker %d: loading models", os.getpid())
+            self.processor = ShardProcessor(self.settings)
+            self.processor.load()
 
     def process(self, group: ShardGroup) -> Iterator[Any]:
         assert self.processor is not None
@@ -160,6 +167,27 @@ class ProcessShardFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(self.FILES, uri)
             # the file list goes to the dedup stages, not into the summary
             yield {key: value for key, value in stats.to_dict().items() if key != "outputs"}
+
+
+# ShardProcessors with their models loaded in the fork server (pipeline/transforms/worker_pool.py), before
+# it forks the workers: each worker takes the one built with its settings in ProcessShardFn.setup
+_warm_processors: list[tuple[StageSettings, ShardProcessor]] = []
+
+
+def warm_shard_processor(settings: StageSettings) -> None:
+    """A fork-server warm-up step: build and load the ShardProcessor a worker will need for ``settings``."""
+    processor = ShardProcessor(settings)
+    processor.load()
+    _warm_processors.append((settings, processor))
+
+
+def _take_warm_processor(settings: StageSettings) -> ShardProcessor | None:
+    """The warmed-up processor for ``settings`` (each is taken once), or None."""
+    for index, (warmed, processor) in enumerate(_warm_processors):
+        if warmed == settings:
+            del _warm_processors[index]
+            return processor
+    return None
 
 
 class ResumedShards(beam.PTransform):
@@ -450,7 +478,7 @@ def run_pipeline(
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipeline.sources.listing import parse_shard_spec, read_listing
-    from pipeline.transforms import fuzzy_dedup
+    from pipeline.transforms import fuzzy_dedup, worker_pool
     from pipeline.transforms.exact_dedup import read_exact_summary
     from pipeline.transforms.runner import new_pipeline, run_and_wait
     from pipeline.transforms.summary import pipeline_counters, read_run_summary
@@ -482,6 +510,8 @@ def run_pipeline(
         raise RunSetupError(str(exc)) from exc
     digest = settings_digest(shaping)
     settings = settings.replace(run_digest=digest, work_dir=prepare_work_dir(config.output, config.work_dir))
+    # workers forked from a fork server (DirectRunner, multi_processing) find their models loaded
+    worker_pool.warm(functools.partial(warm_shard_processor, settings))
     resumed = complete_records(config.output, config.snapshot, digest, shards)
     todo = [shard for shard in shards if shard not in resumed]
     removed = remove_partial_shards(config.output, config.snapshot, todo)

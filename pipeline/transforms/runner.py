@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -58,11 +59,58 @@ def offline_direct_runner(options: Any) -> Any | None:
     from apache_beam.runners.portability.fn_api_runner import fn_runner
     from apache_beam.runners.portability.portable_runner import JobServiceHandle
 
+    from pipeline.transforms import worker_pool
+
     encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
     provision_info = fn_runner.ExtendedProvisionInfo(
         beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
     )
+    server = worker_pool.running()
+    if server is not None:
+        return _forked_workers_runner(fn_runner.FnApiRunner)(server.worker_command(), provision_info=provision_info)
     return fn_runner.FnApiRunner(provision_info=provision_info)
+
+
+def _forked_workers_runner(base: type) -> type:
+    """Beam's FnApiRunner, with the SDK workers of ``--direct_running_mode=multi_processing`` forked
+    from rpv2's fork server (pipeline/transforms/worker_pool.py) instead of started as fresh
+    interpreters: the same runner, bundles and bytes, only the worker command differs."""
+    from apache_beam.portability import python_urns
+
+    class ForkedWorkersFnApiRunner(base):  # type: ignore[misc, valid-type]
+        def __init__(self, worker_command: str, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.worker_command = worker_command
+
+        def run_via_runner_api(self, pipeline_proto: Any, options: Any) -> Any:
+            # Beam has just set its default environment, `python -m ...sdk_worker_main` run by a shell
+            # (a SUBPROCESS_SDK environment whose payload is that command): ours runs instead
+            for environment in pipeline_proto.components.environments.values():
+                if environment.urn == python_urns.SUBPROCESS_SDK and b"sdk_worker_main" in environment.payload:
+                    environment.payload = self.worker_command.encode("utf-8")
+            return super().run_via_runner_api(pipeline_proto, options)
+
+    return ForkedWorkersFnApiRunner
+
+
+def _skip_ipython_import() -> None:
+    """Beam asks, for every transform applied, whether it runs inside IPython, by importing IPython
+    (0.3 s where IPython is installed). A process that has not imported IPython is not inside it, so
+    the answer is known without the import; inside IPython (imported), Beam's own check runs."""
+    import apache_beam.pipeline
+    from apache_beam.utils import interactive_utils
+
+    check = interactive_utils.is_in_ipython
+    if getattr(check, "rpv2_skips_import", False):
+        return
+
+    def is_in_ipython() -> bool:
+        return "IPython" in sys.modules and check()
+
+    is_in_ipython.rpv2_skips_import = True  # type: ignore[attr-defined]
+    # the module's own callers (alter_label_if_ipython) and Pipeline.run, which imported it by name
+    interactive_utils.is_in_ipython = is_in_ipython
+    apache_beam.pipeline.is_in_ipython = is_in_ipython
 
 
 def add_runner_profile_argument(parser: Any) -> None:
@@ -94,8 +142,14 @@ def profile_beam_args(profile: str | None, beam_args: Sequence[str] = ()) -> lis
 
 
 def command_beam_args(args: Any) -> list[str]:
-    """:func:`profile_beam_args` for a parsed command line (``args.runner_profile``, ``args.beam_args``)."""
-    return profile_beam_args(getattr(args, "runner_profile", None), getattr(args, "beam_args", None) or ())
+    """:func:`profile_beam_args` for a parsed command line (``args.runner_profile``, ``args.beam_args``).
+    When they ask for DirectRunner worker processes, the process's fork server starts now, so that it
+    imports Beam while the command prepares its pipeline (pipeline/transforms/worker_pool.py)."""
+    from pipeline.transforms import worker_pool
+
+    beam_args = profile_beam_args(getattr(args, "runner_profile", None), getattr(args, "beam_args", None) or ())
+    worker_pool.start_for(beam_args)
+    return beam_args
 
 
 def new_pipeline(options: Any) -> Any:
@@ -104,6 +158,7 @@ def new_pipeline(options: Any) -> Any:
     ``options``: what a runner changes in them does not leak into the next pipeline built from them)."""
     import apache_beam as beam
 
+    _skip_ipython_import()
     return beam.Pipeline(runner=offline_direct_runner(options), options=options)
 
 

@@ -3,7 +3,8 @@ benchmark, `rpv2 signals --contamination`, and a recipe on ``contam_max_overlap`
 
 The planted benchmark is real text: paragraphs of the embedded sample's own English pages (so some kept
 documents contain them) beside wikitext-2's test paragraphs (which no sample page contains). The expected
-columns are computed from each written document's text with plain Python sets of word tuples.
+columns are computed from each written document's text by tests/contamination_reference.py (plain Python
+sets of word tuples).
 """
 
 from __future__ import annotations
@@ -19,28 +20,11 @@ import pyarrow.dataset as ds
 import pytest
 
 from pipeline.cli import main as rpv2
-from signals.text_normalization import normalize
 from tests.conftest import shared_path
+from tests.contamination_reference import gram_tuples, reference_overlap, reference_set, text_passages
 
 REPO = Path(__file__).resolve().parents[2]
 N = 13
-
-
-def _grams(text: str) -> list[tuple[str, ...]]:
-    words = normalize(text).split()
-    return [tuple(words[i:i + N]) for i in range(len(words) - N + 1)]
-
-
-def _expected(text: str, grams: set[tuple[str, ...]]) -> tuple[float, float]:
-    positions = _grams(text)
-    if not positions:
-        return 0.0, 0.0
-    hits = [g in grams for g in positions]
-    best = run = 0
-    for hit in hits:
-        run = run + 1 if hit else 0
-        best = max(best, run)
-    return sum(hits) / len(hits), float(best + N - 1 if best else 0)
 
 
 def _sample_paragraphs() -> list[str]:
@@ -81,9 +65,7 @@ def sample_run(index, tmp_path_factory) -> Path:
 def _reference_sets(benchmarks: dict[str, Path]) -> dict[str, set[tuple[str, ...]]]:
     with gzip.open(benchmarks["planted"], "rt", encoding="utf-8") as handle:
         planted = [json.loads(line)["question"] for line in handle]
-    wiki = [line for line in benchmarks["wikitest"].read_text(encoding="utf-8").splitlines() if line.strip()]
-    return {name: {g for p in passages for g in _grams(p)} for name, passages in
-            (("planted", planted), ("wikitest", wiki))}
+    return {"planted": reference_set(planted, N), "wikitest": reference_set(text_passages(benchmarks["wikitest"]), N)}
 
 
 def test_build_prints_counts_and_writes_a_manifest(index, capsys):
@@ -104,7 +86,7 @@ def test_run_adds_the_columns_with_brute_force_values(sample_run, benchmarks):
     for row in rows:
         best = 0.0
         for name, grams in refs.items():
-            frac, span = _expected(row["raw_content"], grams)
+            frac, span = reference_overlap(row["raw_content"], grams, N)
             assert row[f"contam_{name}_frac"] == pytest.approx(frac, rel=1e-12)
             assert row[f"contam_{name}_span"] == span
             best = max(best, frac)
@@ -144,10 +126,10 @@ def test_signals_command_writes_rpv2_spans(index, benchmarks, tmp_path):
         signals = result["quality_signals"]
         length = len(record["raw_content"])
         for name, grams in refs.items():
-            frac, span = _expected(record["raw_content"], grams)
+            frac, span = reference_overlap(record["raw_content"], grams, N)
             assert signals[f"contam_{name}_frac"] == [[0, length, pytest.approx(frac, rel=1e-12)]]
             assert signals[f"contam_{name}_span"] == [[0, length, span]]
-    assert written[4]["quality_signals"]["contam_planted_span"][0][2] >= len(_grams(paragraph)) + N - 1
+    assert written[4]["quality_signals"]["contam_planted_span"][0][2] >= len(gram_tuples(paragraph, N)) + N - 1
 
 
 def test_bad_index_is_one_line_exit_2(tmp_path, capsys):

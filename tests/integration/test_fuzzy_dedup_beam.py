@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from dedup.minhash import RPv2MinHash
 from pipeline.cli import main as cli_main
 from pipeline.dataset.ids import document_id_int
-from pipeline.transforms.fuzzy_dedup import FuzzyDedup, run_beam, run_local
+from pipeline.transforms.fuzzy_dedup import FuzzyDedup, ReadDedupDocuments, run_beam, run_local
 
 SIGNATURE_COLUMNS = ["signature_sim1.0", "signature_sim0.9", "signature_sim0.8", "signature_sim0.7"]
 PARTS = [(0, "en", "head"), (0, "en", "middle"), (1, "en", "head"), (1, "de", "middle")]
@@ -102,6 +102,25 @@ def near_duplicates(tmp_path_factory) -> tuple[Path, list[set[str]]]:
     return root, [g for g in groups.values() if len(g) > 1]
 
 
+def reference_clusters(docs: list[dict], column: str) -> dict[str, tuple[int, int]]:
+    """id -> (minimum id_int of its component, component size): networkx connected components over
+    brute-force LSH band collisions (documents whose ``column`` has the same bytes at the same band
+    index are linked), independent of the code under test."""
+    graph = nx.Graph()
+    graph.add_nodes_from(range(len(docs)))
+    members = defaultdict(list)
+    for i, doc in enumerate(docs):
+        for band_index, band in enumerate(doc[column] or []):
+            members[(band_index, bytes(band))].append(i)
+    for group in members.values():
+        graph.add_edges_from((group[0], m) for m in group[1:])
+    out = {}
+    for component in nx.connected_components(graph):
+        cluster = min(docs[i]["id_int"] for i in component)
+        out.update({docs[i]["id"]: (cluster, len(component)) for i in component})
+    return out
+
+
 def read_dir(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.parquet"))}
 
@@ -173,6 +192,39 @@ def test_beam_output_bytes_do_not_depend_on_the_worker_count(near_duplicates, tm
     assert read_dir(one) and read_dir(one) == read_dir(two)
 
 
+def test_documents_files_are_read_in_batches_of_batch_rows(near_duplicates):
+    """Every file reaches the pipeline as record batches of at most ``batch_rows`` rows, each its own
+    source, all its rows once: no step downstream sees a whole file."""
+    root, _ = near_duplicates
+    files = sorted(str(f) for f in (root / "documents").rglob("*.parquet"))
+    expected = []
+    for f in files:
+        rows = pq.read_metadata(f).num_rows
+        assert rows > 2 * 7  # several batches per file
+        expected += [(f"{f}#{i}", min(7, rows - 7 * i)) for i in range(-(-rows // 7))]
+    with beam.Pipeline() as p:
+        sizes = (p | beam.Create(files) | ReadDedupDocuments(0.7, batch_rows=7)
+                 | beam.MapTuple(lambda source, table: (source, table.num_rows)))
+        assert_that(sizes, equal_to(expected))
+
+
+def test_beam_engine_in_tiny_batches_writes_the_same_clusters(near_duplicates, local_output, tmp_path):
+    """The Beam engine reading files 7 rows at a time writes the same bytes as with the default batch
+    size and as the local engine, and the clusters of the networkx reference on the input's bands."""
+    root, _ = near_duplicates
+    run_beam(str(root), str(tmp_path / "tiny"), 0.7, batch_rows=7)
+    run_beam(str(root), str(tmp_path / "default"), 0.7)
+    assert read_dir(tmp_path / "tiny") and read_dir(tmp_path / "tiny") == read_dir(tmp_path / "default")
+    assert read_dir(tmp_path / "tiny") == read_dir(local_output)
+    docs = [row for f in sorted((root / "documents").rglob("*.parquet"))
+            for row in pq.read_table(f, columns=["id", "id_int", "signature_sim0.7"]).to_pylist()]
+    reference = reference_clusters(docs, "signature_sim0.7")
+    rows = flags(tmp_path / "tiny", "0.7")
+    assert {r["id"]: r["cluster_id"] for r in rows} == {i: c for i, (c, _) in reference.items()}
+    assert all(r["is_representative"] == (r["id_int"] == r["cluster_id"]) for r in rows)
+    assert any(size > 1 for _, size in reference.values())
+
+
 def path_graph_documents(n: int, seed: int) -> list[dict]:
     """Documents whose 0.7 bands chain them into one path (doc i shares band i mod 14 with doc i+1),
     in random id order: the graph large-star/small-star needs several rounds for."""
@@ -223,18 +275,9 @@ def test_fuzzy_dedup_transform_components_equal_networkx(graph, sizes):
             for i in range(n)]
     for d in docs:
         d["id_int"] = document_id_int(d["id"])
-    nx_graph = nx.Graph()
-    nx_graph.add_nodes_from(range(n))
-    for k in range(14):
-        groups = defaultdict(list)
-        for i in range(n):
-            groups[bands[i, k].tobytes()].append(i)
-        for members in groups.values():
-            nx_graph.add_edges_from((members[0], m) for m in members[1:])
-    expected = []
-    for component in nx.connected_components(nx_graph):
-        cluster = min(docs[i]["id_int"] for i in component)
-        expected += [(docs[i]["id"], cluster, docs[i]["id_int"] == cluster, len(component) > 1) for i in component]
+    reference = reference_clusters(docs, "signature_sim0.7")
+    expected = [(d["id"], reference[d["id"]][0], d["id_int"] == reference[d["id"]][0], reference[d["id"]][1] > 1)
+                for d in docs]
     with beam.Pipeline() as p:
         out = (
             p
@@ -346,8 +389,9 @@ def test_groundtruth_near_duplicates_on_both_engines(tmp_path):
         directory.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.Table.from_pylist(rows, schema), directory / f"{shard}.parquet")
     run_beam(str(tmp_path / "in"), str(tmp_path / "beam"), 0.7)
+    run_beam(str(tmp_path / "in"), str(tmp_path / "beam_tiny"), 0.7, batch_rows=7)
     run_local(str(tmp_path / "in"), str(tmp_path / "local"), 0.7)
-    assert read_dir(tmp_path / "beam") == read_dir(tmp_path / "local")
+    assert read_dir(tmp_path / "beam") == read_dir(tmp_path / "local") == read_dir(tmp_path / "beam_tiny")
     rows = flags(tmp_path / "beam", "0.7")
     assert len(rows) == len(expected)
     groups = defaultdict(set)

@@ -133,3 +133,29 @@ def test_accent_run_cache_changes_no_value_and_stays_bounded(real_lines, monkeyp
     tiny = [tn.strip_accents(t) for t in texts]
     assert len(tn._ACCENT_RUNS) <= 7
     assert cold == warm == tiny == [plain(t) for t in texts]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"accent": False, "punct": 2}, {"case": False, "numbers": False, "punct": 0}, {"numbers": False}],
+    ids=["sentencepiece-defaults", "dedup-equivalent", "minimal", "digits-kept"],
+)
+def test_ascii_shortcut_matches_cc_net_on_documents_and_ascii_noise(real_lines, kwargs):
+    """ASCII text (before or after lower-casing and accent stripping) takes one byte translation
+    instead of the regex passes: whole documents (lines glued by "\\n", as the perplexity step
+    normalizes them), ASCII noise with every control character and digit, and text that becomes ASCII
+    only once lower-cased (the Kelvin sign) or accent-stripped must all normalize as cc_net does."""
+    rng = random.Random(11)
+    documents = ["\n".join(real_lines[i : i + rng.randrange(1, 30)]) for i in range(0, len(real_lines), 25)]
+    ascii_noise = ["".join(chr(rng.randrange(0, 128)) for _ in range(60)) for _ in range(3000)]
+    becomes_ascii = ["\u212a\u212a 12 Cafe\u0301 \x01\t" + text for text in ascii_noise[:300]]
+    becomes_ascii += ["D\u00e9j\u00e0 Vu 2023\x7f" + text for text in ascii_noise[300:600]]
+    texts = documents + ascii_noise + becomes_ascii
+    assert sum(t.isascii() for t in texts) > 3000
+    assert [normalize(x, **kwargs) for x in texts] == [reference_normalize(x, **kwargs) for x in texts]
+    assert [normalize_for_dedup(x) for x in texts] == [reference_normalize_for_dedup(x) for x in texts]
+
+
+def test_unicode_punctuation_is_all_non_ascii():
+    # the ASCII shortcut relies on it: on ASCII text only digits and control characters change
+    assert not any(c.isascii() for c in UNICODE_PUNCT)

@@ -2,9 +2,9 @@
 
 The stand-in benchmarks are real text: wikitext-2's test paragraphs (and its valid paragraphs as a second
 benchmark); the documents are real RPv2 ground-truth pages and lingua web sentences, into which whole
-benchmark paragraphs and slices of them are planted. The reference counts n-grams as plain Python sets of
-word tuples (RPv2's reference ``normalize`` then a whitespace split), with no hashing at all, and the index
-must give exactly the same fraction and longest span per document and benchmark.
+benchmark paragraphs and slices of them are planted. The reference (tests/contamination_reference.py)
+counts n-grams as plain Python sets of word tuples, with no hashing at all, and the index must give exactly
+the same fraction and longest span per document and benchmark.
 """
 
 from __future__ import annotations
@@ -21,50 +21,14 @@ from pipeline.contamination.index import IndexLoadError, build_index, load_index
 from pipeline.contamination.sources import BenchmarkError
 from signals.contamination import MAX_OVERLAP, ContaminationMatcher
 from signals.document import Document
-from signals.text_normalization import normalize
 from tests.conftest import shared_path
+from tests.contamination_reference import gram_tuples, reference_overlap, reference_set, text_passages, words
 
 WIKI_TEST = shared_path("realdata", "corpora", "wikitext-2_test.txt")
 WIKI_VALID = shared_path("realdata", "corpora", "wikitext-2_valid.txt")
 
 
-# ------------------------------------------------------------------------------------- the reference
-
-
-def words(text: str) -> list[str]:
-    return normalize(text).split()
-
-
-def gram_tuples(text: str, n: int) -> list[tuple[str, ...]]:
-    w = words(text)
-    return [tuple(w[i:i + n]) for i in range(len(w) - n + 1)]
-
-
-def reference_set(passages: list[str], n: int) -> set[tuple[str, ...]]:
-    grams: set[tuple[str, ...]] = set()
-    for passage in passages:
-        grams.update(gram_tuples(passage, n))
-    return grams
-
-
-def reference_overlap(text: str, grams: set[tuple[str, ...]], n: int) -> tuple[float, int]:
-    """(fraction of n-gram positions in ``grams``, longest run of matching positions + n - 1 words)."""
-    positions = gram_tuples(text, n)
-    if not positions:
-        return 0.0, 0
-    hits = [g in grams for g in positions]
-    best = run = 0
-    for hit in hits:
-        run = run + 1 if hit else 0
-        best = max(best, run)
-    return sum(hits) / len(hits), (best + n - 1) if best else 0
-
-
 # ------------------------------------------------------------------------------------------ real data
-
-
-def lines_of(path: Path) -> list[str]:
-    return [line for line in path.read_text(encoding="utf-8").splitlines(keepends=True) if line.strip()]
 
 
 def real_documents() -> list[str]:
@@ -105,7 +69,7 @@ def planted_documents(benchmarks: dict[str, list[str]], seed: int = 0, count: in
 
 @pytest.fixture(scope="module")
 def wiki_passages() -> dict[str, list[str]]:
-    return {"wikitest": lines_of(WIKI_TEST), "wikivalid": lines_of(WIKI_VALID)}
+    return {"wikitest": text_passages(WIKI_TEST), "wikivalid": text_passages(WIKI_VALID)}
 
 
 @pytest.fixture(scope="module")

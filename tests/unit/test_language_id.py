@@ -69,6 +69,21 @@ def test_rounding_follows_numpy_not_python():
     assert round_score(0.125) == 0.12  # half to even
 
 
+def test_rounding_equals_numpy_round_on_every_kind_of_probability():
+    """round_score's pure-Python rounding (scale, half to even, unscale) against numpy's own on random
+    probabilities, the exact halves of every 2-decimal step, their float neighbours, and other digits."""
+    rng = np.random.default_rng(3)
+    values = [float(v) for v in rng.random(50_000)] + [0.0, 1.0, 1.0000001, 2.5e-9]
+    halves = [(i + 0.5) / 100 for i in range(100)]
+    values += halves + [float(np.nextafter(h, 0)) for h in halves] + [float(np.nextafter(h, 1)) for h in halves]
+    for decimals in (0, 1, 2, 3, 8):
+        assert [repr(round_score(v, decimals)) for v in values] == [
+            repr(float(np.round(np.float64(v), decimals))) for v in values]
+    for negative in (-0.004, -0.0, -0.125, -0.7351):  # repr: -0.0 stays -0.0, as numpy keeps it
+        assert repr(round_score(negative)) == repr(float(np.round(negative, 2)))
+    assert np.isnan(round_score(float("nan")))
+
+
 def test_threshold_is_inclusive_on_the_rounded_score():
     assert keep_language("en", 0.5, 0.5, LANGUAGES)
     assert not keep_language("en", 0.49, 0.5, LANGUAGES)

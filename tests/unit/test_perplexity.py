@@ -18,6 +18,7 @@ from conftest import shared_path
 from pipeline.ccnet.perplexity import (
     LanguageModels,
     PerplexityScorer,
+    count_words,
     perplexity_from_scores,
 )
 from pipeline.ccnet.text_normalization import normalize
@@ -102,6 +103,19 @@ def test_multi_line_documents_sum_scores_and_lengths_over_lines(scorer):
     assert scorer.score_tokenized("\n".join(SENTENCES)) != pytest.approx(mean_of_lines)
 
 
+def test_word_count_is_the_whitespace_split_count(scorer):
+    """count_words (the shortcut for printable single-spaced text) against ``len(text.split())`` on
+    the SentencePiece output of real text in several scripts, and on every kind of whitespace and
+    spacing that must send it back to ``split``."""
+    texts = [scorer.tokenize(line) for line in lingua_lines()]
+    spaces = [c for c in map(chr, range(0x3100)) if c.isspace()] + ["\u205f", "\u3000"]
+    odd = ["", " ", "a", " a", "a ", "a  b", "a b  ", "\u00ad a b", "a\u200bb c"]
+    odd += [f"a{space}b c" for space in spaces] + [f"{space}a b" for space in spaces]
+    assert sum(t.isprintable() for t in texts) > len(texts) // 2  # the shortcut is taken
+    for text in texts + odd:
+        assert count_words(text) == len(text.split()), repr(text)
+
+
 def test_perplexity_is_rounded_to_one_decimal():
     assert perplexity_from_scores([-10.0], [4]) == round(10**2.5, 1) == 316.2
     assert perplexity_from_scores([], []) == -1.0  # cc_net's value for a text without words
@@ -174,3 +188,11 @@ def test_models_are_loaded_once_per_process_and_reloaded_when_rebuilt(models_dir
     arpa = models_dir / "en.arpa"
     arpa.write_text(arpa.read_text() + "\n")  # rebuilt in place: new size and mtime
     assert LanguageModels(models_dir).get("en").lm is not first.lm
+
+
+def lingua_lines() -> list[str]:
+    lines: list[str] = []
+    for lang in ("en", "de", "fr", "ru", "zh", "ar", "hi"):
+        path = shared_path("realdata", "groundtruth", "langid", "lingua_sentences", f"{lang}.txt")
+        lines += path.read_text(encoding="utf-8").split("\n")[:200]
+    return lines

@@ -206,3 +206,10 @@ def test_a_run_without_summary_dedup_or_signals_still_renders(run):
     languages = {g[1] for g in GROUPS}
     assert page.count("data-not-computed=") == len(KEY_SIGNALS) * len(languages)
     assert '<svg class="plot"' in page  # documents and characters per language
+
+
+def test_the_histogrammed_signals_are_columns_the_pipeline_writes():
+    """A misspelt column would show as "not computed" everywhere instead of failing."""
+    from signals.registry import SIGNAL_NAMES
+
+    assert {s.column for s in scan_module.KEY_SIGNALS + scan_module.CLASSIFIER_SIGNALS} <= set(SIGNAL_NAMES)
