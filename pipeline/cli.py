@@ -232,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(argv[0] if argv else None)
     if argv and argv[0].startswith("-") and argv[0].split("=", 1)[0] not in parser._option_string_actions:
         parser.error(f"unknown option {argv[0]}: options go after the command, e.g. rpv2 run {argv[0]} ...")
+    _start_fork_server(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "_main", None):  # `rpv2` alone: what it does and how to start
         parser.print_help()
@@ -240,6 +241,19 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._main(args) or 0)
     finally:
         _stop_fork_server()
+
+
+def _start_fork_server(argv: Sequence[str]) -> None:
+    """For a Beam command whose command line asks for DirectRunner worker processes: their fork server
+    (pipeline/transforms/worker_pool.py) starts before the command line is checked, which imports Beam,
+    so that the server imports Beam and the command's ``WORKER_IMPORTS`` at the same time. (Options from
+    a config file or a runner profile start it later, in the command.)"""
+    module = sys.modules.get(COMMANDS.get(argv[0], "")) if argv else None
+    if module is None or not getattr(module, "BEAM_OPTIONS", False):
+        return
+    from pipeline.transforms import worker_pool
+
+    worker_pool.start_for(argv, imports=getattr(module, "WORKER_IMPORTS", ()))
 
 
 def _stop_fork_server() -> None:

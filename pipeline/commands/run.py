@@ -18,6 +18,9 @@ HELP = (
     "Parquet (no arguments: the embedded sample)"
 )
 BEAM_OPTIONS = True  # Beam's own pipeline options pass through (pipeline.cli)
+# what the fork server of DirectRunner worker processes imports before it serves (pipeline/transforms/
+# worker_pool.py): the stage the workers run
+WORKER_IMPORTS = ("pipeline.transforms.run",)
 
 logger = logging.getLogger(__name__)
 
@@ -150,10 +153,9 @@ def main(args: argparse.Namespace) -> int:
                 {**sample_overrides(workdir), **{k: v for k, v in overrides.items() if v is not None}},
                 runner_profile=args.runner_profile,
             )
-        # SDK worker processes on the DirectRunner: their fork server starts now, so it imports Beam and
-        # rpv2's stage while this process does (pipeline/transforms/worker_pool.py)
-        worker_pool.start_for(config.beam_args(getattr(args, "beam_args", None) or ()),
-                              imports=("pipeline.transforms.run",))
+        # SDK worker processes asked for in the config or the runner profile: their fork server starts now
+        # (pipeline/transforms/worker_pool.py; pipeline.cli started it already for the command line's)
+        worker_pool.start_for(config.beam_args(getattr(args, "beam_args", None) or ()), imports=WORKER_IMPORTS)
         from pipeline.preflight import check_run
 
         config = check_run(config, getattr(args, "beam_args", None) or ())  # every check before any work
