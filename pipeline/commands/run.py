@@ -13,6 +13,8 @@ import logging
 import sys
 from typing import Any
 
+from pipeline.commands import beam_epilog
+
 HELP = (
     "run the pipeline: CommonCrawl snapshot -> line dedup, LID, perplexity buckets, signals, MinHash -> "
     "Parquet (no arguments: the embedded sample)"
@@ -69,10 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="recompute everything: replace what an earlier run wrote in --output (by default a rerun "
              "resumes: finished shards are kept, and other settings than the output's are refused)",
     )
-    parser.epilog = (
-        "Beam pipeline options pass through, e.g. --runner=DataflowRunner, --direct_num_workers=2, "
-        "--direct_running_mode=multi_processing."
-    )
+    parser.epilog = beam_epilog()
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:

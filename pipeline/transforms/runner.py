@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -33,7 +34,8 @@ from typing import Any
 logger = logging.getLogger(__name__)
 job_server_logger = logging.getLogger(__name__ + ".job_server")
 
-_DIRECT_RUNNER_NAMES = ("directrunner", "direct", "switchingdirectrunner")
+# --runner values (lower-cased) that mean the DirectRunner
+DIRECT_RUNNER_NAMES = ("directrunner", "direct", "switchingdirectrunner")
 # the job server's scratch directories: <tempdir>/rpv2-job-server-<pid>-<random>
 _SCRATCH_PREFIX = "rpv2-job-server-"
 _SCRATCH_NAME = re.compile(re.escape(_SCRATCH_PREFIX) + r"(\d+)-")
@@ -53,7 +55,7 @@ def offline_direct_runner(options: Any) -> Any | None:
     from apache_beam.options.pipeline_options import StandardOptions
 
     runner = options.view_as(StandardOptions).runner
-    if runner is not None and runner.lower() not in _DIRECT_RUNNER_NAMES:
+    if runner is not None and runner.lower() not in DIRECT_RUNNER_NAMES:
         return None
     from apache_beam.portability.api import beam_provision_api_pb2
     from apache_beam.runners.portability.fn_api_runner import fn_runner
@@ -71,6 +73,7 @@ def offline_direct_runner(options: Any) -> Any | None:
     return fn_runner.FnApiRunner(provision_info=provision_info)
 
 
+@functools.cache
 def _forked_workers_runner(base: type) -> type:
     """Beam's FnApiRunner, with the SDK workers of ``--direct_running_mode=multi_processing`` forked
     from rpv2's fork server (pipeline/transforms/worker_pool.py) instead of started as fresh

@@ -79,8 +79,10 @@ def wants_forked_workers(beam_args: Sequence[str]) -> bool:
         if not sep:
             value = args[index + 1] if index + 1 < len(args) and not args[index + 1].startswith("--") else ""
         values[name] = value
+    from pipeline.transforms.runner import DIRECT_RUNNER_NAMES  # stdlib imports only, as this module
+
     runner = values.get("runner", "").lower()
-    if runner not in ("", "directrunner", "direct", "switchingdirectrunner"):
+    if runner and runner not in DIRECT_RUNNER_NAMES:
         return False
     return values.get("direct_running_mode") == "multi_processing" and values.get("direct_num_workers", "1") != "1"
 
