@@ -9,9 +9,11 @@ cutoffs calibrated on the mirror), buckets, the 45 quality signals with the RPv2
 
 Default mode: `rpv2 run` as a subprocess, first with one worker pinned to one core (`taskset -c 0`), then
 with two workers on two cores (`--direct_num_workers=2 --direct_running_mode=multi_processing`, `taskset
--c 0,1`; the workers forked from rpv2's fork server, or with `--beam-workers` started by Beam); for each, wall
-and CPU seconds (the subprocess and its workers), docs read per wall second and per
-CPU second; then the one-worker run's per-stage table and its time split from `_run_summary.json`: seconds
+-c 0,1`; the workers forked from rpv2's fork server, or with `--beam-workers` started by Beam), then the
+machine's ceiling for two cores (the `2x1` row: two independent one-worker runs at once, one per core, on
+half the shards each); all interleaved, `--repeat` times (3). For each row: the median run by wall time,
+every run's wall and CPU seconds (the subprocess and its workers), docs read per wall second and per CPU
+second. Then the one-worker run's per-stage table and its time split from `_run_summary.json`: seconds
 inside the model libraries (fastText LID, SentencePiece, KenLM, fastText classifiers, DSIR) versus rpv2's
 own code, in the stages and over the whole command's CPU time (start-up and Beam included)::
 
@@ -36,6 +38,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scale", action="store_true", help="linearity mode: one worker at --scale-docs sizes")
     parser.add_argument("--scale-docs", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--keep", help="keep the mirrors, models and outputs in this directory")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs per worker count, interleaved (1, 2, 1, 2, ...); the median run by wall time is "
+                             "reported, with the range: a VM's neighbours make single runs vary by 10-20%%")
+    parser.add_argument("--no-ceiling", dest="ceiling", action="store_false",
+                        help="leave out the 2x1 row: two independent one-worker runs at once, one per core, on half "
+                             "the shards each (what two cores give this work on this machine)")
     parser.add_argument("--beam-workers", action="store_true",
                         help="worker processes started by Beam (RPV2_FORK_WORKERS=0), not forked from rpv2's fork "
                              "server: the figures before pipeline/transforms/worker_pool.py")
@@ -70,15 +80,19 @@ def default_artifacts() -> str | None:
 
 
 def run_command(mirror: Path, output: Path, *, num_shards: int, workers: int, models_dir: str, cutoffs: str,
-                artifacts: str | None, beam_workers: bool = False) -> dict[str, Any]:
-    """`rpv2 run` on ``mirror`` as a subprocess pinned to ``workers`` cores; its wall and CPU seconds (the
-    command and every worker process it started), peak RSS, and the run summary it wrote."""
+                artifacts: str | None, beam_workers: bool = False, cores: Sequence[int] | None = None,
+                shards: str | None = None) -> dict[str, Any]:
+    """`rpv2 run` on ``mirror`` (``shards`` of it: default all) as a subprocess pinned to ``cores`` (default
+    the first ``workers``); its wall and CPU seconds (the command and every worker process it started), peak
+    RSS, and the run summary it wrote."""
     shutil.rmtree(output, ignore_errors=True)
     command = [
-        "taskset", "-c", ",".join(str(core) for core in range(workers)),
+        "taskset", "-c", ",".join(str(core) for core in (cores if cores is not None else range(workers))),
         sys.executable, "-m", "pipeline.cli", "run", "--snapshot", SNAPSHOT, "--base-url", str(mirror),
         "--num-shards", str(num_shards), "--models-dir", models_dir, "--cutoffs", cutoffs, "--output", str(output),
     ]
+    if shards is not None:
+        command += ["--shards", shards]
     if artifacts:
         command += ["--artifacts", artifacts]
     if workers > 1:
@@ -107,6 +121,27 @@ def run_command(mirror: Path, output: Path, *, num_shards: int, workers: int, mo
     # not usage.ru_maxrss: a child's counts the bench's own RSS at fork time (the mirror built in memory)
     peak = max(peaks.values(), default=0)
     return {"workers": workers, "wall": wall, "cpu": cpu, "peak_rss_mb": peak / 1024, "summary": summary}
+
+
+def run_split(mirror: Path, work: Path, *, num_shards: int, models_dir: str, cutoffs: str,
+              artifacts: str | None) -> dict[str, Any]:
+    """The machine's ceiling for two cores: two independent one-worker `rpv2 run`s at once, each pinned to
+    its own core, on the first and the second half of the shards. Nothing is shared and nothing waits on
+    the other, so its wall time (the later one's) is what two cores give this work on this machine
+    (neighbours on the host, shared caches and memory bandwidth included): the figure 2 workers are held to."""
+    half = num_shards // 2
+    halves = [f"0-{half - 1}", f"{half}-{num_shards - 1}"]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda core: run_command(
+            mirror, work / f"out-split-{core}", num_shards=num_shards, workers=1, models_dir=models_dir,
+            cutoffs=cutoffs, artifacts=artifacts, cores=[core], shards=halves[core]), [0, 1]))
+    wall = time.perf_counter() - started
+    read = sum(r["summary"]["documents"]["read"] for r in runs)
+    kept = sum(r["summary"]["documents"]["kept"] for r in runs)
+    return {"workers": "2x1", "wall": wall, "cpu": sum(r["cpu"] for r in runs),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+            "summary": {"documents": {"read": read, "kept": kept}}}
 
 
 def peak_rss_kb(root: int) -> dict[int, int]:
@@ -150,6 +185,13 @@ def prepare(work: Path, files: int, docs_per_file: int, args: argparse.Namespace
     return mirror, models
 
 
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median run by wall time (the upper one of an even count), with every run's wall and CPU seconds
+    under ``walls`` and ``cpus``."""
+    ordered = sorted(runs, key=lambda r: r["wall"])
+    return {**ordered[len(ordered) // 2], "walls": [r["wall"] for r in runs], "cpus": [r["cpu"] for r in runs]}
+
+
 def time_split_lines(result: dict[str, Any], fixed_cpu: float) -> list[str]:
     """The time split of one run: in the stages (the summary's worker-seconds), then over the whole
     command's CPU seconds, where the stages' CPU is the command's minus ``fixed_cpu`` (the same command on
@@ -190,9 +232,16 @@ def throughput_runs(args: argparse.Namespace, work: Path) -> tuple[list[dict[str
     artifacts = args.artifacts or default_artifacts()
     mirror, (models_dir, cutoffs) = prepare(work, args.files, args.docs_per_file, args)
     num_shards = max(args.files // args.files_per_shard, 1)
-    results = [run_command(mirror, work / f"out-{w}w", num_shards=num_shards, workers=w, models_dir=models_dir,
-                           cutoffs=cutoffs, artifacts=artifacts, beam_workers=args.beam_workers)
-               for w in args.workers]
+    counts: list[int | str] = [*args.workers, *(["2x1"] if args.ceiling and num_shards >= 2 else [])]
+    runs: dict[int | str, list[dict[str, Any]]] = {w: [] for w in counts}
+    for _ in range(max(args.repeat, 1)):  # interleaved, so that a slow spell of the machine hits every row
+        for w in counts:
+            runs[w].append(
+                run_split(mirror, work, num_shards=num_shards, models_dir=models_dir, cutoffs=cutoffs,
+                          artifacts=artifacts) if w == "2x1" else
+                run_command(mirror, work / f"out-{w}w", num_shards=num_shards, workers=w, models_dir=models_dir,
+                            cutoffs=cutoffs, artifacts=artifacts, beam_workers=args.beam_workers))
+    results = [median_run(runs[w]) for w in counts]
     description = (f"rpv2 run, whole command: {args.files} WET files x {args.docs_per_file} docs, {num_shards} "
                    f"shards; artifacts: {artifacts or 'none'}; cores on the machine: {os.cpu_count()}; worker "
                    f"processes: {'started by Beam' if args.beam_workers else 'forked from the fork server'}")
@@ -243,8 +292,16 @@ def throughput(args: argparse.Namespace, work: Path) -> list[str]:
         rate = docs["read"] / r["wall"]
         base = base or rate
         out.append(f"{r['workers']:<9}{docs['read']:>10}{docs['kept']:>8}{r['wall']:>9.2f}{r['cpu']:>9.2f}"
-                   f"{fixed[r['workers']]:>13.2f}{rate:>9.1f}{docs['read'] / r['cpu']:>12.1f}{rate / base:>6.2f}x"
+                   f"{fixed.get(r['workers'], 2 * fixed.get(1, 0.0)):>13.2f}{rate:>9.1f}{docs['read'] / r['cpu']:>12.1f}{rate / base:>6.2f}x"
                    f"{r['peak_rss_mb']:>13.0f}")
+    if any(len(r["walls"]) > 1 for r in results):
+        out += ["", f"median of {len(results[0]['walls'])} interleaved runs per row; every run, wall s / CPU s:"]
+        out += [f"  {r['workers']} worker(s): " + ", ".join(f"{w:.2f} / {c:.2f}" for w, c in zip(r["walls"], r["cpus"],
+                                                                                          strict=True))
+                for r in results]
+    if any(r["workers"] == "2x1" for r in results):
+        out += ["", "2x1: two independent one-worker runs at once, one per core, on half the shards each (wall: the "
+                    "later one): what two cores give this work on this machine, the ceiling for 2 workers"]
     out += ["", "fixed CPU s: the same command on a 20-document mirror (start-up, imports, models, workers);",
             "peak RSS: VmHWM of the largest process of the command (the launcher or a worker);",
             "docs/s and 'vs 1' are wall clock: on a machine other jobs share they vary with the load, CPU s do not"]

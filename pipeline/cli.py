@@ -15,7 +15,6 @@ of commands, the order `rpv2 --help` shows them in, and the rules every command 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import re
@@ -23,6 +22,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
+
+from pipeline import console_logging
+from pipeline.commands import add_command_parsers
 
 # command name -> module implementing it (HELP, add_arguments, main; BEAM_OPTIONS if it runs Beam)
 COMMANDS: dict[str, str] = {
@@ -189,38 +191,8 @@ def build_parser(command: str | None = None) -> CommandParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--version", action=_VersionAction, help="print rpv2's version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    selected = {command: COMMANDS[command]} if command in COMMANDS else COMMANDS
-    for name, module_name in selected.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:  # a command not built yet must not break the others
-            if exc.name != module_name:
-                raise
-            continue
-        cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
-        cmd.accepts_beam_options = bool(getattr(module, "BEAM_OPTIONS", False))
-        module.add_arguments(cmd)
-        cmd.set_defaults(_main=module.main)
+    add_command_parsers(sub, {command: COMMANDS[command]} if command in COMMANDS else COMMANDS, "_main")
     return parser
-
-
-class _DropBeamImportNoise(logging.Filter):
-    """Beam's GCP module warns at import time that the optional GCP client libraries are absent; rpv2
-    needs them only on Dataflow (`pip install rpv2[gcp]`), so the warning is noise everywhere else."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "apitools not found" not in record.getMessage()
-
-
-def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_DropBeamImportNoise())
-    # Beam logs every type hint it converts and every bundle at INFO; keep its warnings and errors.
-    logging.getLogger("apache_beam").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     end = argv.index("--") if "--" in argv else len(argv)
     verbose = any(arg in VERBOSE_FLAGS for arg in argv[:end])
     argv = [arg for arg in argv[:end] if arg not in VERBOSE_FLAGS] + argv[end:]
-    _configure_logging(verbose)
+    console_logging.configure(verbose)
     parser = build_parser(argv[0] if argv else None)
     if argv and argv[0].startswith("-") and argv[0].split("=", 1)[0] not in parser._option_string_actions:
         parser.error(f"unknown option {argv[0]}: options go after the command, e.g. rpv2 run {argv[0]} ...")

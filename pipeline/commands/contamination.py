@@ -9,7 +9,8 @@ before the index is written.
 from __future__ import annotations
 
 import argparse
-import sys
+
+from pipeline.commands import command_error
 
 HELP = "build the benchmark n-gram index for contamination annotations (contam_* columns)"
 
@@ -62,8 +63,7 @@ def _build(args: argparse.Namespace) -> int:
         manifest = build_index(args.benchmark, args.out, n=args.n, bloom_fpr=args.bloom_fpr, partition_bits=bits,
                                text_fields=args.text_field, plain_unit=args.plain_unit)
     except BenchmarkError as exc:
-        print(f"rpv2 contamination build: error: {exc}", file=sys.stderr)
-        return 2
+        return command_error("contamination build", exc)
     n = manifest["n"]
     print(f"rpv2 contamination build: {len(manifest['benchmarks'])} benchmark(s), {n}-grams of RPv2-normalized "
           f"words, {1 << manifest['partition_bits']} partitions -> {args.out}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.commands import beam_epilog
+from pipeline.commands import beam_epilog, command_error
 
 HELP = "exact dedup across snapshots with partitioned sha1 Bloom filters (RPv2's digest key)"
 BEAM_OPTIONS = True  # Beam's own pipeline options pass through (engine beam), as for `rpv2 run`
@@ -177,6 +177,5 @@ def main(args: argparse.Namespace) -> int:
     try:
         run(args)
     except (FileNotFoundError, ValueError) as exc:
-        print(f"rpv2 dedup exact: error: {exc}")
-        return 2
+        return command_error("dedup exact", exc)
     return 0

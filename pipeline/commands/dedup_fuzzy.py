@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 
-from pipeline.commands import beam_epilog
+from pipeline.commands import beam_epilog, command_error
 
 HELP = "near-duplicate clusters (MinHash LSH + connected components) of a run's Parquet output"
 BEAM_OPTIONS = True  # Beam's own pipeline options pass through (engine beam), as for `rpv2 run`
@@ -48,23 +47,19 @@ def main(args: argparse.Namespace) -> int:
     try:
         threshold = parse_threshold(args.threshold)
     except ValueError as exc:
-        print(f"rpv2 dedup fuzzy: error: {exc}", file=sys.stderr)
-        return 2
+        return command_error("dedup fuzzy", exc)
     out_dir = args.output or args.input
     try:
         refuse_output_inside_documents([args.input], out_dir)
     except ValueError as exc:
-        print(f"rpv2 dedup fuzzy: error: {exc}", file=sys.stderr)
-        return 2
+        return command_error("dedup fuzzy", exc)
     try:
         beam_args = command_beam_args(args)  # --runner-profile's options, then the command line's
     except ValueError as exc:
-        print(f"rpv2 dedup fuzzy: error: {exc}", file=sys.stderr)
-        return 2
+        return command_error("dedup fuzzy", exc)
     if beam_args and args.engine == "local":
-        print(f"rpv2 dedup fuzzy: error: Beam pipeline options ({' '.join(beam_args)}) apply to --engine beam, "
-              "not local", file=sys.stderr)
-        return 2
+        return command_error("dedup fuzzy", f"Beam pipeline options ({' '.join(beam_args)}) apply to --engine beam, "
+                                              "not local")
     try:
         with watch_document_files(args.input, output_root(out_dir, threshold), "documents/**/*.parquet",
                                   desc="dedup fuzzy"):

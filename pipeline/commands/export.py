@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from pipeline.commands import beam_epilog
+from pipeline.commands import beam_epilog, command_error
 
 if TYPE_CHECKING:
     from pipeline.export.hf import HFExportStats
@@ -68,8 +68,7 @@ def main(args: argparse.Namespace) -> int:
             else:
                 stats, _ = run_export(args.input, args.output, beam_args)
     except (FileNotFoundError, OutputInsideInputError, ConfigError) as exc:
-        print(f"rpv2 export: error: {exc}")
-        return 2
+        return command_error("export", exc)
     if args.format == "hf":
         return _report_hf(hf_stats, args.output)
     print(

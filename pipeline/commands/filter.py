@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.commands import beam_epilog
+from pipeline.commands import beam_epilog, command_error
 
 BEAM_OPTIONS = True  # Beam's own pipeline options pass through (args.beam_args), as for `rpv2 run`
 HELP = "filter documents with a YAML recipe of rules over signals, CCNet fields and dedup flags"
@@ -53,8 +53,7 @@ def main(args: argparse.Namespace) -> int:
         with watch_document_files(args.input, args.output, "documents/**/*.parquet", desc="filter"):
             report, _ = run_filter(args.input, args.output, recipe, command_beam_args(args))
     except (RecipeError, FileNotFoundError, OutputInsideInputError, ConfigError) as exc:
-        print(f"rpv2 filter: error: {exc}")
-        return 2
+        return command_error("filter", exc)
     print(report.table())
     for message in report.errors[:20]:
         print(f"  error: {message}")

@@ -14,6 +14,8 @@ import os
 import sys
 from pathlib import Path
 
+from pipeline.commands import command_error
+
 HELP = "download CCNet's models (lid.176.bin, {lang}.sp.model, {lang}.arpa.bin), build your own LMs, calibrate buckets"
 
 
@@ -134,8 +136,7 @@ def _download(args: argparse.Namespace) -> int:
         if args.timeout is not None:
             retry = dataclasses.replace(retry, timeout=args.timeout)
     except ConfigError as exc:
-        print(f"rpv2 models download: {exc}", file=sys.stderr)
-        return 2
+        return command_error("models download", exc)
     results, failures = download_models(
         langs, cache, args.base_url, include_lid=not args.no_lid,
         progress=not args.no_progress and sys.stderr.isatty(), retry=retry,
@@ -153,8 +154,7 @@ def _build_lm(args: argparse.Namespace) -> int:
 
     missing = [str(p) for p in args.corpus if not p.is_file()]
     if missing:
-        print(f"rpv2 models build-lm: corpus file(s) not found: {', '.join(missing)}", file=sys.stderr)
-        return 2
+        return command_error("models build-lm", f"corpus file(s) not found: {', '.join(missing)}")
     out = args.out or lm_cache_dir()
     try:
         result = build_lm(
@@ -162,8 +162,8 @@ def _build_lm(args: argparse.Namespace) -> int:
             memory=args.memory, keep_arpa=args.keep_arpa,
         )
     except (KenLMToolsMissing, ValueError, RuntimeError) as exc:
-        print(f"rpv2 models build-lm: {exc}", file=sys.stderr)
-        return 1
+        command_error("models build-lm", exc)
+        return 1  # the build started: a failure, not a usage error
     print(
         f"built {result.sp_model} (vocab {result.vocab_size}) and {result.lm_binary} "
         f"from {result.n_lines:,} lines / {result.n_tokens:,} tokens"
@@ -178,14 +178,13 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     missing = [str(p) for p in args.samples if not p.is_file()]
     if missing:
-        print(f"rpv2 models calibrate: sample file(s) not found: {', '.join(missing)}", file=sys.stderr)
-        return 2
+        return command_error("models calibrate", f"sample file(s) not found: {', '.join(missing)}")
     cutoffs = args.cutoffs or DEFAULT_CUTOFFS_PATH
     try:
         result = calibrate(args.lang, args.models, args.samples, cutoffs)
     except (FileNotFoundError, ValueError) as exc:
-        print(f"rpv2 models calibrate: {exc}", file=sys.stderr)
-        return 1
+        command_error("models calibrate", exc)
+        return 1  # the calibration started: a failure, not a usage error
     print(
         f"{result.lang}: p30={result.p30} p60={result.p60} from {result.n_documents:,} documents "
         f"-> {os.fspath(result.cutoffs_path)}"
@@ -199,8 +198,7 @@ def _manifest(args: argparse.Namespace) -> int:
     try:
         path = write_manifest(args.dir)
     except (FileNotFoundError, NotADirectoryError) as exc:
-        print(f"rpv2 models manifest: {exc}", file=sys.stderr)
-        return 2
+        return command_error("models manifest", exc)
     entries = parse_manifest(path.read_text(encoding="utf-8"), str(path))
     print(f"{path}: {len(entries)} files")
     return 0

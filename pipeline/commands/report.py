@@ -12,8 +12,9 @@ Reads column-projected pyarrow scans (pipeline/report/scan.py), no Beam.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+
+from pipeline.commands import command_error
 
 HELP = "write one self-contained HTML page (inline SVG charts) about a run's output, optionally a recipe's funnel"
 
@@ -22,11 +23,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", metavar="OUT", help="output dir of `rpv2 run` (local path, or a URI pyarrow reads)")
     parser.add_argument("--recipe", help="filter recipe YAML to show the funnel of (e.g. configs/recipes/gopher.yaml)")
     parser.add_argument("--output", required=True, help="the HTML file to write (e.g. report.html)")
-
-
-def _error(message: str) -> int:
-    print(f"rpv2 report: error: {message}", file=sys.stderr)
-    return 2
 
 
 def main(args: argparse.Namespace) -> int:
@@ -39,18 +35,18 @@ def main(args: argparse.Namespace) -> int:
 
     output = Path(args.output)
     if output.is_dir():
-        return _error(f"--output {args.output} is a directory; give the HTML file to write")
+        return command_error("report", f"--output {args.output} is a directory; give the HTML file to write")
     if not output.parent.resolve().is_dir():
-        return _error(f"--output {args.output}: directory {output.parent} does not exist")
+        return command_error("report", f"--output {args.output}: directory {output.parent} does not exist")
     try:
         recipe = load_recipe(args.recipe) if args.recipe else None
         scan = scan_run(args.out, recipe)
     except (RecipeError, ReportError) as exc:
-        return _error(str(exc))
+        return command_error("report", str(exc))
     except OSError as exc:  # unreadable OUT (permissions, a URI no filesystem answers at)
-        return _error(f"{args.out}: {exc}".replace("\n", " "))
+        return command_error("report", f"{args.out}: {exc}".replace("\n", " "))
     except ArrowException as exc:  # a corrupt Parquet file met during the scan: after work started, exit 1
-        print(f"rpv2 report: error: {args.out}: {exc}".replace("\n", " "), file=sys.stderr)
+        command_error("report", f"{args.out}: {exc}".replace("\n", " "))
         return 1
     page = render(scan)
     partial = output.with_name(f".{output.name}.partial")

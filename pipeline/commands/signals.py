@@ -31,7 +31,6 @@ import io
 import json
 import logging
 import os
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -39,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from pipeline.commands import command_error
 from pipeline.dataset.ids import snapshot_of, uri_id_of
 from pipeline.export.rpv2_records import dumps_signals_record as _dumps
 from pipeline.export.rpv2_records import signals_record
@@ -531,8 +531,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         jobs, file_output = plan_jobs(args)
     except (SignalsConfigError, OSError) as exc:
-        print(f"rpv2 signals: error: {exc}", file=sys.stderr)
-        return 2
+        return command_error("signals", exc)
     settings = {"artifacts": args.artifacts, "hash_mode": args.hash_mode, "with_models": not args.no_models,
                 "snapshot_id": args.snapshot_id, "max_docs": args.max_docs}
     if args.contamination:
@@ -543,8 +542,7 @@ def main(args: argparse.Namespace) -> int:
             settings["contamination"] = local_index_dir(args.contamination)
             read_manifest(settings["contamination"])
         except (IndexLoadError, FetchError) as exc:
-            print(f"rpv2 signals: error: --contamination: {exc}", file=sys.stderr)
-            return 2
+            return command_error("signals", f"--contamination: {exc}")
     started = time.perf_counter()
     reports: list[FileReport] = []
     if all(job.size is not None for job in jobs):  # local inputs: progress in input bytes, within a file too

@@ -249,6 +249,16 @@ def _passes(chunks: Iterable[tuple[np.ndarray, ...]], pass_rows: int) -> int:
     return subpass_count(sum(len(c[0]) for c in chunks), pass_rows)
 
 
+def _subpass_rows(chunk: tuple[np.ndarray, ...], passes: int, subpass: int) -> tuple[np.ndarray, ...]:
+    """The rows of a (fingerprints, keys, nodes) chunk in star pass ``subpass`` of ``passes`` (all of them
+    in a single pass). Outside _BandStar.process: Beam warns of a DoFn whose process returns values."""
+    fp, keys, nodes = chunk
+    if passes == 1:
+        return fp, keys, nodes
+    sel = subpass_of(fp, passes) == subpass
+    return fp[sel], keys[sel], nodes[sel]
+
+
 class _BandStar(beam.DoFn):
     """One band-fingerprint partition -> star edges (member, minimum node of its band key), as RPv2's
     ``LSH.__build_edges`` but without a member list per band: a first pass over the streamed chunks
@@ -262,13 +272,7 @@ class _BandStar(beam.DoFn):
         _, chunks = grouped
         passes = _passes(chunks, self._pass_rows)
         for j in range(passes):
-            def rows(chunk, j=j):
-                fp, keys, nodes = chunk
-                if passes == 1:
-                    return fp, keys, nodes
-                sel = subpass_of(fp, passes) == j
-                return fp[sel], keys[sel], nodes[sel]
-
+            rows = functools.partial(_subpass_rows, passes=passes, subpass=j)
             state = KeyMins()
             for chunk in chunks:
                 fp, keys, nodes = rows(chunk)

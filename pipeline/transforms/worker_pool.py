@@ -48,6 +48,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from pipeline import console_logging
+
 logger = logging.getLogger(__name__)
 
 CLIENT_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker_client.py")
@@ -261,8 +263,9 @@ def _run_worker(environment: dict[str, str]) -> int:
     """In a forked child: Beam's SDK worker main in ``environment``, as a fresh worker process runs it;
     its exit status."""
     _set_environment(environment)
-    # logging as in a fresh worker: the server is one (started with python -m, Beam imported), and Beam's
-    # worker main adds its handler to the launcher's logging service
+    # the command's console policy (its -v comes in the environment); Beam's worker main then adds its
+    # handler to the launcher's logging service, as in a fresh worker
+    console_logging.configure(console_logging.verbose_from_environment())
     worker_main = importlib.import_module(BEAM_WORKER_MODULE)
     try:
         worker_main.main([])
@@ -284,6 +287,7 @@ def _status(wait_status: int) -> int:
 def serve(listener: socket.socket, imports: Sequence[str]) -> int:
     """The server's loop: warm-ups from stdin, workers forked for the clients on ``listener``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the launcher's to handle; its exit ends us
+    console_logging.configure(console_logging.verbose_from_environment())  # before Beam's import warns
     importlib.import_module(BEAM_WORKER_MODULE)
     for name in imports:
         importlib.import_module(name)
@@ -378,6 +382,9 @@ def serve(listener: socket.socket, imports: Sequence[str]) -> int:
     for pid in workers:  # the launcher is gone: so are its workers
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    for pid in workers:  # reaped, so that their CPU time counts in the command's (wait4, time, a scheduler's)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
     return 0
 
 

@@ -170,7 +170,37 @@ def test_beam_options_with_the_local_engine_are_an_error_not_ignored(mode, tmp_p
     code = _exit_code(["dedup", mode, str(tmp_path), "--engine", "local", "--direct_num_workers=2"])
     captured = capsys.readouterr()
     assert code == 2
-    assert "apply to --engine beam" in captured.out + captured.err
+    assert "apply to --engine beam" in _one_line(captured.err) and captured.out == ""
+
+
+# a mistake each command finds after its parser (a missing input, a bad value): rpv2 CMD: error: on stderr
+COMMAND_ERRORS = {
+    "dedup exact": (lambda t: ["dedup", "exact", str(t / "missing"), "--output", str(t / "o")], "missing"),
+    "dedup fuzzy": (lambda t: ["dedup", "fuzzy", str(t), "--threshold", "1.5"], "1.5"),
+    "export": (lambda t: ["export", "--format", "rpv2", str(t / "missing"), "--output", str(t / "o")], "missing"),
+    "filter": (lambda t: ["filter", "--recipe", str(t / "none.yaml"), str(t), "--output", str(t / "o")], "none.yaml"),
+    "signals": (lambda t: ["signals", str(t / "missing.jsonl"), "--artifacts", str(t), "--output", str(t / "o")],
+                "missing.jsonl"),
+    "contamination build": (lambda t: ["contamination", "build", "--benchmark", f"b={t / 'missing.jsonl'}", "--out",
+                                       str(t / "o")], "missing.jsonl"),
+    "models manifest": (lambda t: ["models", "manifest", str(t / "missing")], "missing"),
+    "models build-lm": (lambda t: ["models", "build-lm", "--lang", "en", "--corpus", str(t / "missing.txt")],
+                        "missing.txt"),
+    "report": (lambda t: ["report", str(t), "--output", str(t)], "is a directory"),
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMAND_ERRORS))
+def test_a_commands_usage_error_is_one_line_on_stderr_and_stdout_stays_empty(command, tmp_path, capsys):
+    """Stdout is what a command produces (a script may parse it); its mistakes go to stderr, one line."""
+    args, named = COMMAND_ERRORS[command]
+    code = _exit_code(args(tmp_path))
+    captured = capsys.readouterr()
+    assert code == 2, captured
+    line = _one_line(captured.err)
+    assert line.startswith(f"rpv2 {command}: error: ") and named in line, line
+    assert captured.out == ""
+    assert not (tmp_path / "o").exists()
 
 
 # --------------------------------------------------------------------------------------------------

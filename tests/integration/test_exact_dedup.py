@@ -260,7 +260,8 @@ def test_cli_beam_direct_runner_matches_core_and_brute_force(three_snapshots, tm
     # the same snapshots again on the same state: refused with a clear message, not silently all-flagged
     again = ["dedup", "exact", str(root), "--output", str(out_beam), "--state", str(tmp_path / "s1"), *common]
     assert rpv2(again) == 2
-    assert "already holds snapshot" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "already holds snapshot" in captured.err and "error" not in captured.out
 
 
 def test_reruns_write_identical_bytes(three_snapshots, tmp_path):

@@ -284,7 +284,8 @@ def test_export_cli_rejects_a_directory_without_documents(tmp_path, capsys):
     from pipeline.cli import main
 
     assert main(["export", "--format", "rpv2", str(tmp_path), "--output", str(tmp_path / "x")]) == 2
-    assert "no documents/ dataset" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "no documents/ dataset" in captured.err and captured.out == ""
 
 
 # ---- the Beam pipeline: any worker count, counters, outputs never overwrite inputs -------------------
@@ -328,6 +329,6 @@ def test_export_refuses_an_output_inside_its_input_before_any_work(sample_run, t
     }[where]
     before = _sha256s(run)
     assert main(["export", "--format", "rpv2", str(given), "--output", output]) == 2
-    printed = capsys.readouterr().out
-    assert printed.count("\n") == 1 and "outputs never overwrite inputs" in printed
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "outputs never overwrite inputs" in captured.err and not captured.out
     assert _sha256s(run) == before

@@ -320,7 +320,8 @@ def test_cli_bad_recipe_exits_2_naming_the_rule(sample_run, tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\nrules:\n  - name: oops\n    expr: 'rps_doc_word_count >< 3'\n", encoding="utf-8")
     assert main(["filter", "--recipe", str(bad), str(sample_run), "--output", str(tmp_path / "o")]) == 2
-    assert "rule 'oops'" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "rule 'oops'" in captured.err and captured.out == ""
 
 
 def test_near_duplicates_are_dropped_by_their_cluster_flags(sample_run, tmp_path):
@@ -394,8 +395,8 @@ def test_filter_refuses_an_output_inside_its_input_before_any_work(tmp_path, cap
     from pipeline.cli import main
 
     assert main(["filter", "--recipe", str(recipe), str(given), "--output", output]) == 2
-    printed = capsys.readouterr().out
-    assert printed.count("\n") == 1 and "outputs never overwrite inputs" in printed
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "outputs never overwrite inputs" in captured.err and not captured.out
     assert _sha256s(run) == before and not (run / "filtered").exists()
 
 
@@ -420,5 +421,5 @@ def test_dedup_refuses_to_write_into_the_documents_it_reads(tmp_path, capsys, ar
     before = _sha256s(tmp_path)
     assert main([arg.format(run=run, tmp=tmp_path) for arg in argv]) == 2
     captured = capsys.readouterr()
-    assert "outputs never overwrite inputs" in captured.out + captured.err
+    assert "outputs never overwrite inputs" in captured.err and "error" not in captured.out
     assert _sha256s(tmp_path) == before and not (tmp_path / "state").exists()

@@ -158,6 +158,7 @@ def test_cli_bad_resample_is_one_line_exit_2_before_any_work(sample_run, tmp_pat
     done = subprocess.run([sys.executable, "-m", "pipeline.cli", "filter", "--recipe", str(recipe), str(sample_run),
                            "--output", str(out)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
-    assert done.stdout.startswith("rpv2 filter: error: ") and done.stdout.count("\n") == 1, done.stdout
-    assert message in done.stdout
+    # the one line goes to stderr (pipeline.commands.command_error), stdout stays empty
+    assert done.stderr.startswith("rpv2 filter: error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert message in done.stderr and done.stdout == ""
     assert not out.exists()

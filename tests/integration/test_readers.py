@@ -241,12 +241,12 @@ def test_the_direct_profiles_worker_processes_write_the_same_bytes(sample_run, h
     """`--runner-profile direct` (two DirectRunner worker processes): every file, the report and the card
     equal one process's bytes."""
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "export", "--format", "hf", str(sample_run), "--output",
+        [sys.executable, "-m", "pipeline.cli", "-v", "export", "--format", "hf", str(sample_run), "--output",
          str(tmp_path), "--runner-profile", "direct"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "'direct_running_mode': 'multi_processing'" in done.stderr  # the workers' logged options
+    assert "'direct_running_mode': 'multi_processing'" in done.stderr  # the workers' logged options (-v)
     assert _digests(tmp_path) == _digests(hf_export) != {}
 
 
@@ -255,7 +255,8 @@ def test_export_hf_refuses_an_output_inside_its_input(sample_run, capsys):
 
     inside = sample_run / "documents" / "hf"
     assert main(["export", "--format", "hf", str(sample_run), "--output", str(inside)]) == 2
-    assert "rpv2 export: error:" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "rpv2 export: error:" in captured.err and "error" not in captured.out
     assert not inside.exists()
 
 

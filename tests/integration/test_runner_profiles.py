@@ -73,8 +73,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def _error_line(done: subprocess.CompletedProcess) -> str:
-    lines = [line for line in (done.stdout + done.stderr).splitlines() if "error:" in line]
-    assert len(lines) == 1, done.stdout + done.stderr
+    lines = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(lines) == 1 and "error" not in done.stdout, done.stdout + done.stderr
     return lines[0]
 
 
@@ -116,8 +116,8 @@ def _digests(root: Path) -> dict[str, str]:
 def test_the_direct_profile_writes_the_bytes_of_one_process(command, sample_run, tmp_path):
     """`--runner-profile direct` (DirectRunner, two worker processes) against the default (one process)."""
     for name, extra in (("one", []), ("profile", ["--runner-profile", "direct"])):
-        done = _cli(*COMMANDS[command](sample_run, tmp_path / name), *extra)
+        done = _cli("-v", *COMMANDS[command](sample_run, tmp_path / name), *extra)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-        # the two worker processes log the options they were started with
+        # the two worker processes log the options they were started with (shown with -v)
         assert ("'direct_running_mode': 'multi_processing'" in done.stderr) is bool(extra)
     assert _digests(tmp_path / "profile" / "o") == _digests(tmp_path / "one" / "o") != {}

@@ -109,3 +109,22 @@ def test_no_fork_server_outlives_its_run(runs):
         except OSError:
             continue
         assert b"pipeline.transforms.worker_pool" not in cmdline, cmdline
+
+
+def test_two_workers_print_what_one_worker_prints_and_v_shows_beams_own_lines(runs, tmp_path):
+    """pipeline/console_logging.py in the forked workers and the fork server: without -v a two-worker run's
+    console is rpv2's lines (each once), not Beam's start-up chatter or the launcher's relayed copies."""
+    from pipeline.console_logging import BEAM_NOISE
+
+    quiet = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "run", "--output", str(tmp_path / "out"), *TWO_PROCESSES],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
+    )
+    assert quiet.returncode == 0, quiet.stderr[-3000:]
+    shard_lines = [line for line in quiet.stderr.splitlines() if " shard 000" in line]
+    assert len(shard_lines) == 2 and len({line.split(" shard ")[1][:4] for line in shard_lines}) == 2, quiet.stderr
+    assert "models loaded by the fork server" in quiet.stderr  # the workers' own INFO lines stay
+    for chatter in (*BEAM_NOISE, "Worker: severity", "INFO:apache_beam", "sdk_worker"):
+        assert chatter not in quiet.stderr, chatter
+    _, verbose = runs["forked"]  # the same run with -v: Beam's lines, the relayed ones included
+    assert "Worker: severity" in verbose.stderr and "sdk_worker" in verbose.stderr
