@@ -85,6 +85,10 @@ def _report_hf(stats: HFExportStats, output: str) -> int:
     print(f"rpv2 export: {stats.documents} documents from {stats.files} files -> {output.rstrip('/')}/data "
           f"(HuggingFace datasets layout; dataset card {output.rstrip('/')}/README.md, "
           f"{len(stats.configs)} language_bucket configs)")
+    if stats.flags:
+        from pipeline.export.hf import undotted
+
+        print(f"  dedup flags joined by id: {', '.join(undotted(name) for name in stats.flags)}")
     for line in stats.problem_lines():
         print(line)
     return 1 if stats.counts["unreadable_files"] else 0

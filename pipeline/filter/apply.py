@@ -24,7 +24,15 @@ from typing import Any
 
 from pipeline.dataset.layout import ShardFile
 from pipeline.filter.grammar import RecipeError
-from pipeline.filter.recipe import Recipe, Rule, check_flags_computed, flag_source, is_dedup_flag
+from pipeline.filter.recipe import (
+    DEDUP_EXACT_FLAG,
+    Recipe,
+    Rule,
+    check_flags_computed,
+    flag_source,
+    fuzzy_flag,
+    is_dedup_flag,
+)
 from pipeline.filter.resample import (
     DROP_REASONS,
     NOT_SELECTED,
@@ -255,17 +263,37 @@ def check_recipe(root: str, first_file: str, recipe: Recipe) -> None:
 # ------------------------------------------------------------------------------------------- one file
 
 
-def _flag_table(path: str, column: str) -> dict[str, bool | None] | None:
-    """id -> flag from one file of a sibling dataset (None when the file is absent)."""
+def flag_values(root: str, shard: ShardFile, name: str) -> dict[str, bool | None] | None:
+    """id -> dedup flag ``name`` (:func:`pipeline.filter.recipe.flag_source`) for the documents file
+    ``shard`` of the run at ``root``, read from its sibling dataset's file; None when that file is absent.
+    The one reading of a flag: recipes (:func:`sibling_flags`) and ``rpv2 export --format hf`` use it."""
     from apache_beam.io.filesystems import FileSystems
 
     from pipeline.dataset.files import read_parquet
 
+    source = flag_source(name)
+    path = shard.path(root, source.dataset)
     if not FileSystems.exists(path):
         return None
     with FileSystems.open(path, compression_type="uncompressed") as handle:
-        table = read_parquet(handle, ["id", column])
-    return dict(zip(table.column("id").to_pylist(), table.column(column).to_pylist(), strict=True))
+        table = read_parquet(handle, ["id", source.column])
+    values = table.column(source.column).to_pylist()
+    if source.negated:
+        values = [None if v is None else not v for v in values]
+    return dict(zip(table.column("id").to_pylist(), values, strict=True))
+
+
+def computed_flags(root: str) -> list[str]:
+    """The dedup flags computed for the run at ``root``, sorted: ``is_duplicate_exact`` when its dataset
+    has files, ``is_fuzzy_duplicate_sim<t>`` for each ``clusters_sim<t>/documents`` dataset with files."""
+    import re
+
+    from pipeline.dataset.layout import document_files
+
+    names = [DEDUP_EXACT_FLAG] if document_files([f"{root}/{DEDUP_EXACT_FLAG}"]) else []
+    thresholds = {match.group(1) for path in document_files([f"{root}/clusters_sim*"])
+                  if (match := re.search(r"/clusters_sim([0-9.]+)/documents/", path))}
+    return sorted(names + [fuzzy_flag(t) for t in thresholds])
 
 
 def sibling_flags(
@@ -275,10 +303,7 @@ def sibling_flags(
     sibling datasets of the run at ``root``; a missing file is counted (its flags are null)."""
     out: dict[str, dict[str, bool | None] | None] = {}
     for name in flags:
-        source = flag_source(name)
-        table = _flag_table(shard.path(root, source.dataset), source.column)
-        if table is not None and source.negated:
-            table = {k: (None if v is None else not v) for k, v in table.items()}
+        table = flag_values(root, shard, name)
         if table is None:
             report.count(f"files_without_{name}")
         out[name] = table

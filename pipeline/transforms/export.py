@@ -108,17 +108,20 @@ class ExportHF(beam.PTransform):
     ``<output>/_export_report.json`` and ``<output>/README.md``; returns the one-element PCollection of the
     summed stats."""
 
-    def __init__(self, output: str, signature_names: str = "undotted"):
+    def __init__(self, output: str, signature_names: str = "undotted", *, root: str = "", flags: Sequence[str] = ()):
         super().__init__()
         self.output = output
         self.signature_names = signature_names
+        self.root = root  # the run whose dedup ``flags`` (pipeline.filter.apply.computed_flags) are joined
+        self.flags = tuple(flags)
 
     def expand(self, paths):
         return (
             paths
             | "SpreadFiles" >> beam.Reshuffle()
             | "ExportHFFile" >> beam.ParDo(ExportEachFile(
-                partial(export_hf_file, output=self.output, signature_names=self.signature_names)))
+                partial(export_hf_file, output=self.output, signature_names=self.signature_names, root=self.root,
+                        flags=self.flags)))
             | "SumStats" >> beam.CombineGlobally(sum_hf_stats)
             | "WriteReportAndCard" >> beam.Map(write_hf_report_and_card, self.output, self.signature_names)
         )
@@ -172,7 +175,12 @@ def run_export_hf(
 
     if signature_names not in SIGNATURE_NAMES:
         raise ValueError(f"signature names {signature_names!r}: expected one of {', '.join(SIGNATURE_NAMES)}")
+    from pipeline.filter.apply import computed_flags
+
+    # the dedup flags the run has, found once here: every file gets the same columns (datasets needs one
+    # schema across files), null where a file's flag file is missing
     output, result = _run_export_pipeline(
-        input_uri, output_uri, beam_args, lambda _root, out: ExportHF(out, signature_names)
+        input_uri, output_uri, beam_args,
+        lambda root, out: ExportHF(out, signature_names, root=root, flags=computed_flags(root)),
     )
     return read_export_report(output, HFExportStats), namespace_counters(result, NAMESPACE)

@@ -203,7 +203,7 @@ def test_the_hf_files_hold_the_run_rows_in_order_with_every_column(sample_run, h
         target = hf_export / "data" / snapshot / language / bucket / source.name
         want, got = pq.read_table(source, partitioning=None), pq.read_table(target, partitioning=None)
         renamed = [name.replace(".", "_") if name in SIGNATURES else name for name in want.column_names]
-        assert got.column_names == renamed + list(PARTITIONS)
+        assert got.column_names == renamed + _flag_columns(sample_run) + list(PARTITIONS)
         for name, alias in zip(want.column_names, renamed, strict=True):
             assert got.column(alias).equals(want.column(name)), name
         values = {"snapshot": snapshot, "language": language, "bucket": bucket}
@@ -277,3 +277,75 @@ def test_export_hf_counts_an_unreadable_file_and_exports_the_others(sample_run, 
     assert report["counts"] == {"unreadable_files": 1} and len(report["errors"]) == 1
     assert report["files"] == len(sources) - 1 and report["documents"] == total - lost
     assert len(list((tmp_path / "hf" / "data").rglob("*.parquet"))) == len(sources) - 1
+
+
+# ---- dedup flags: joined by id from the run's sibling datasets ------------------------------------------
+
+
+def _flag_columns(run: Path) -> list[str]:
+    """The flag columns the HF files should hold, from the run's directories (not from rpv2's code)."""
+    names = ["is_duplicate_exact"] if any((run / "is_duplicate_exact").rglob("*.parquet")) else []
+    names += [f"is_fuzzy_duplicate_sim{d.name.removeprefix('clusters_sim').replace('.', '_')}"
+              for d in sorted(run.glob("clusters_sim*")) if any((d / "documents").rglob("*.parquet"))]
+    return names
+
+
+def _flags_by_id(run: Path) -> dict[str, dict[str, bool]]:
+    """column -> id -> flag, read with pyarrow alone: ``is_duplicate_exact`` as the exact dataset stores it,
+    a fuzzy flag as *not* ``is_representative`` (the copy of a cluster a filter keeps)."""
+    exact = pads.dataset(run / "is_duplicate_exact", format="parquet", partitioning=None).to_table()
+    fuzzy = pads.dataset(run / "clusters_sim0.8" / "documents", format="parquet", partitioning=None).to_table()
+    return {
+        "is_duplicate_exact": dict(zip(exact.column("id").to_pylist(), exact.column("is_duplicate_exact").to_pylist(),
+                                       strict=True)),
+        "is_fuzzy_duplicate_sim0_8": {i: not r for i, r in zip(fuzzy.column("id").to_pylist(),
+                                                              fuzzy.column("is_representative").to_pylist(),
+                                                              strict=True)},
+    }
+
+
+def test_the_hf_files_carry_the_runs_dedup_flags_joined_by_id(sample_run, hf_export, hf_cache):
+    """Both flags the sample run computed are bool columns equal to an independent join by id, and
+    ``datasets`` filters on them; the card and the report name them."""
+    import datasets
+
+    assert _flag_columns(sample_run) == ["is_duplicate_exact", "is_fuzzy_duplicate_sim0_8"]
+    want = _flags_by_id(sample_run)
+    ds = datasets.load_dataset(str(hf_export), split="train", cache_dir=hf_cache)
+    for column, by_id in want.items():
+        assert ds.features[column].dtype == "bool"
+        assert ds[column] == [by_id[doc_id] for doc_id in ds["id"]], column
+    flagged = sum(want["is_fuzzy_duplicate_sim0_8"][doc_id] for doc_id in ds["id"])
+    assert flagged > 0  # the sample has near-duplicates: the flag is not all false
+    kept = ds.filter(lambda row: not row["is_fuzzy_duplicate_sim0_8"])
+    assert kept.num_rows == ds.num_rows - flagged
+    report = json.loads((hf_export / "_export_report.json").read_text())
+    assert report["flags"] == ["is_duplicate_exact", "is_fuzzy_duplicate_sim0.8"]
+    card = (hf_export / "README.md").read_text()
+    assert "`is_duplicate_exact` (`rpv2 dedup exact`" in card and "`is_fuzzy_duplicate_sim0_8` (`rpv2 dedup fuzzy`" in card
+
+
+def test_a_missing_flag_file_is_a_null_column_counted_and_no_dedup_no_flag_columns(sample_run, tmp_path):
+    import shutil
+
+    from pipeline.transforms.export import run_export_hf
+
+    copy = tmp_path / "run"
+    for dataset in ("documents", "is_duplicate_exact", "clusters_sim0.8"):
+        shutil.copytree(sample_run / dataset, copy / dataset)
+    gone = sorted((copy / "is_duplicate_exact").rglob("*.parquet"))[0]
+    gone.unlink()
+    stats, counters = run_export_hf(copy, tmp_path / "hf")
+    assert stats.counts == {"files_without_is_duplicate_exact": 1} and counters["files_without_is_duplicate_exact"] == 1
+    target = tmp_path / "hf" / "data" / Path(*(part.split("=", 1)[1] for part in gone.parts[-4:-1])) / gone.name
+    table = pq.read_table(target, partitioning=None)
+    assert table.column("is_duplicate_exact").null_count == table.num_rows > 0
+    assert table.column("is_fuzzy_duplicate_sim0_8").null_count == 0
+
+    bare = tmp_path / "bare"
+    shutil.copytree(sample_run / "documents", bare / "documents")
+    stats, _ = run_export_hf(bare, tmp_path / "hf_bare")
+    assert stats.flags == [] and stats.counts == {}
+    one = sorted((tmp_path / "hf_bare" / "data").rglob("*.parquet"))[0]
+    assert not [n for n in pq.read_schema(one).names if n.startswith(("is_duplicate", "is_fuzzy"))]
+    assert "Dedup flags" not in (tmp_path / "hf_bare" / "README.md").read_text()
