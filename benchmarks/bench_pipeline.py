@@ -279,6 +279,11 @@ def measure(args: argparse.Namespace) -> tuple[list[tuple], str]:
     return rows, "\n" + description
 
 
+def _fixed_cell(seconds: float | None) -> str:
+    """The fixed-cost cell of a row: measured for a worker count, "-" for the 2x1 row (not measured)."""
+    return "-" if seconds is None else f"{seconds:.2f}"
+
+
 def throughput(args: argparse.Namespace, work: Path) -> list[str]:
     results, description, models = throughput_runs(args, work)
     fixed = {w: fixed_cost(args, work, models, w) for w in args.workers}
@@ -292,7 +297,7 @@ def throughput(args: argparse.Namespace, work: Path) -> list[str]:
         rate = docs["read"] / r["wall"]
         base = base or rate
         out.append(f"{r['workers']:<9}{docs['read']:>10}{docs['kept']:>8}{r['wall']:>9.2f}{r['cpu']:>9.2f}"
-                   f"{fixed.get(r['workers'], 2 * fixed.get(1, 0.0)):>13.2f}{rate:>9.1f}{docs['read'] / r['cpu']:>12.1f}{rate / base:>6.2f}x"
+                   f"{_fixed_cell(fixed.get(r['workers'])):>13}{rate:>9.1f}{docs['read'] / r['cpu']:>12.1f}{rate / base:>6.2f}x"
                    f"{r['peak_rss_mb']:>13.0f}")
     if any(len(r["walls"]) > 1 for r in results):
         out += ["", f"median of {len(results[0]['walls'])} interleaved runs per row; every run, wall s / CPU s:"]

@@ -263,9 +263,8 @@ def _run_worker(environment: dict[str, str]) -> int:
     """In a forked child: Beam's SDK worker main in ``environment``, as a fresh worker process runs it;
     its exit status."""
     _set_environment(environment)
-    # the command's console policy (its -v comes in the environment); Beam's worker main then adds its
-    # handler to the launcher's logging service, as in a fresh worker
-    console_logging.configure(console_logging.verbose_from_environment())
+    # logging is the command's console policy, set up by the server at its start (serve) and inherited;
+    # Beam's worker main then adds its handler to the launcher's logging service, as in a fresh worker
     worker_main = importlib.import_module(BEAM_WORKER_MODULE)
     try:
         worker_main.main([])
